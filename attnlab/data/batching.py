@@ -1,0 +1,78 @@
+"""Token-count batching over length-sorted buckets, as in the paper (section 5.1) and fairseq.
+
+Pairs are sorted by length so that each batch holds sentences of similar length (little padding),
+cut into batches whose padded size B × (S_max + T_max) stays within `max_tokens`, and the batch order
+is shuffled each epoch with a seed, so a run (and a resumed run) sees the same batches.
+
+Shape letters: B sentences in a batch, S source length, T target length (with <bos>/<eos>).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from attnlab.tokenizer import BOS, EOS, PAD
+
+
+@dataclass
+class Batch:
+    src: Tensor  # (B, S) source ids, right-padded
+    tgt_in: Tensor  # (B, T) <bos> + target ids, right-padded
+    tgt_out: Tensor  # (B, T) target ids + <eos>, right-padded
+    n_tgt_tokens: int  # non-pad target tokens (what the loss is averaged over)
+
+
+def make_batches(lengths: Sequence[tuple[int, int]], max_tokens: int) -> list[list[int]]:
+    """Group example indices into batches of similar length with B × (S_max + T_max) ≤ max_tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i][0], lengths[i][1], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    s_max = t_max = 0
+    for i in order:
+        s, t = lengths[i]
+        new_s, new_t = max(s_max, s), max(t_max, t)
+        if current and (len(current) + 1) * (new_s + new_t) > max_tokens:
+            batches.append(current)
+            current, new_s, new_t = [], s, t
+        current.append(i)
+        s_max, t_max = new_s, new_t
+    if current:
+        batches.append(current)
+    return batches
+
+
+def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled batch order of one epoch: a function of (seed, epoch) only."""
+    order = list(range(n_batches))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
+
+
+def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> Batch:
+    """Pad one batch: src ids as given; target gets <bos> in front (input) and <eos> behind (output)."""
+    b = len(src)
+    s_len = max(len(x) for x in src)
+    t_len = max(len(y) for y in tgt) + 1
+    src_t = torch.full((b, s_len), PAD, dtype=torch.long)
+    tgt_in = torch.full((b, t_len), PAD, dtype=torch.long)
+    tgt_out = torch.full((b, t_len), PAD, dtype=torch.long)
+    for r, (x, y) in enumerate(zip(src, tgt)):
+        src_t[r, : len(x)] = torch.tensor(x, dtype=torch.long)
+        tgt_in[r, : len(y) + 1] = torch.tensor([BOS, *y], dtype=torch.long)
+        tgt_out[r, : len(y) + 1] = torch.tensor([*y, EOS], dtype=torch.long)
+    return Batch(src_t, tgt_in, tgt_out, sum(len(y) + 1 for y in tgt))
+
+
+def pad_sources(src: Sequence[Sequence[int]]) -> Tensor:
+    """(B, S) right-padded source ids for decoding."""
+    s_len = max(1, max((len(x) for x in src), default=1))
+    out = torch.full((len(src), s_len), PAD, dtype=torch.long)
+    for r, x in enumerate(src):
+        if x:
+            out[r, : len(x)] = torch.tensor(x, dtype=torch.long)
+    return out

@@ -1,0 +1,166 @@
+"""Reading parallel sentence pairs for training and evaluation.
+
+Owns the three input formats and how they become (source, target) pairs:
+- the 4-column Tatoeba TSV with its header `zh_id\tzh\ten_id\ten` (oriented by direction);
+- a plain 2-column TSV `src\ttgt` without header (taken as given);
+- two aligned text files, one sentence per line (taken as given);
+plus grouping pairs by source sentence for multi-reference BLEU. Every user error (missing file,
+bad encoding, wrong column count, misaligned files, empty corpus) is an AttnlabError naming the
+file (and line where there is one).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+from attnlab.data import normalize
+from attnlab.errors import AttnlabError
+
+log = logging.getLogger(__name__)
+
+TATOEBA_HEADER = ("zh_id", "zh", "en_id", "en")
+DIRECTIONS = ("zh-en", "en-zh")
+
+Pair = tuple[str, str]
+# A TSV file (4-column Tatoeba or 2-column), or (source file, target file) aligned by line.
+PairSpec = Union[str, Path, Sequence[Union[str, Path]]]
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file (optional BOM), without line endings (LF or CRLF)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise AttnlabError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise AttnlabError(f"{path} is not valid UTF-8 (line {line}, byte {e.start})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends a line; it does not start an empty one
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _is_tatoeba(lines: list[str]) -> bool:
+    return bool(lines) and tuple(lines[0].split("\t")) == TATOEBA_HEADER
+
+
+def _read_tsv_columns(path: Path) -> tuple[list[Pair], bool]:
+    """(pairs, is_tatoeba): Tatoeba rows as (zh, en), 2-column rows as (src, tgt)."""
+    lines = _read_lines(path)
+    tatoeba = _is_tatoeba(lines)
+    width, start = (4, 2) if tatoeba else (2, 1)
+    body = lines[1:] if tatoeba else lines
+    pairs = []
+    for lineno, line in enumerate(body, start=start):
+        if not line.strip():
+            continue  # blank lines carry no pair
+        cols = line.split("\t")
+        if len(cols) != width:
+            kind = "zh_id TAB zh TAB en_id TAB en" if tatoeba else "src TAB tgt"
+            raise AttnlabError(f"{path}:{lineno}: expected {width} tab-separated columns "
+                               f"({kind}), found {len(cols)}")
+        pairs.append((cols[1], cols[3]) if tatoeba else (cols[0], cols[1]))
+    if not pairs:
+        raise AttnlabError(f"no sentence pairs in {path}")
+    return pairs, tatoeba
+
+
+def read_tsv(path: str | Path) -> list[Pair]:
+    """Pairs from a TSV: Tatoeba 4-column with header → (zh, en); 2-column → (src, tgt)."""
+    return _read_tsv_columns(Path(path))[0]
+
+
+def read_aligned(src_path: str | Path, tgt_path: str | Path) -> list[Pair]:
+    """Pairs from two files aligned line by line; their line counts must agree."""
+    src, tgt = _read_lines(Path(src_path)), _read_lines(Path(tgt_path))
+    if len(src) != len(tgt):
+        raise AttnlabError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: "
+                           "aligned files need one sentence per line on both sides")
+    if not src:
+        raise AttnlabError(f"no sentence pairs in {src_path}")
+    return list(zip(src, tgt))
+
+
+@dataclass
+class ParallelData:
+    """Sentence pairs oriented as (source, target) for one translation direction."""
+
+    pairs: list[Pair]  # (source sentence, target sentence), normalised
+    direction: str  # "zh-en" or "en-zh"
+    origin: str  # the file(s) the pairs came from, for messages
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def sources(self) -> list[str]:
+        return [s for s, _ in self.pairs]
+
+    @property
+    def targets(self) -> list[str]:
+        return [t for _, t in self.pairs]
+
+    def references(self) -> list[tuple[str, list[str]]]:
+        """Each distinct source with all its targets (see `group_references`)."""
+        return group_references(self.pairs)
+
+
+def _check_direction(direction: str) -> tuple[str, str]:
+    if direction not in DIRECTIONS:
+        raise AttnlabError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    src_lang, tgt_lang = direction.split("-")
+    return src_lang, tgt_lang
+
+
+def _normalizer(lang: str) -> Callable[[str], str]:
+    return normalize.normalize_zh if lang == "zh" else normalize.normalize_en
+
+
+def load_pairs(spec: PairSpec, direction: str, *, normalise: bool = True) -> ParallelData:
+    """Load pairs for `direction` ("zh-en" or "en-zh").
+
+    `spec` is one TSV path or a (source path, target path) pair of aligned files. Tatoeba
+    4-column files are oriented by direction (zh-en: zh → en; en-zh: en → zh); 2-column and
+    aligned files are taken as (source, target) as given. With `normalise`, each side goes
+    through `normalize_zh` / `normalize_en` by its language (a no-op on the canonical split), and
+    pairs left with an empty side are dropped.
+    """
+    src_lang, tgt_lang = _check_direction(direction)
+    if isinstance(spec, (str, Path)):
+        origin = str(spec)
+        pairs, tatoeba = _read_tsv_columns(Path(spec))
+        if tatoeba and direction == "en-zh":
+            pairs = [(en, zh) for zh, en in pairs]
+    elif len(spec) == 2:
+        origin = f"{spec[0]} + {spec[1]}"
+        pairs = read_aligned(spec[0], spec[1])
+    else:
+        raise AttnlabError(f"expected a TSV file or two aligned files, got {len(spec)} paths")
+    if normalise:
+        norm_src, norm_tgt = _normalizer(src_lang), _normalizer(tgt_lang)
+        pairs = [(norm_src(s), norm_tgt(t)) for s, t in pairs]
+        kept = [(s, t) for s, t in pairs if s and t]
+        if len(kept) < len(pairs):
+            log.warning("%s: dropped %d pairs with an empty side", origin, len(pairs) - len(kept))
+        pairs = kept
+    if not pairs:
+        raise AttnlabError(f"no sentence pairs in {origin}")
+    return ParallelData(pairs=pairs, direction=direction, origin=origin)
+
+
+def group_references(pairs: Sequence[Pair]) -> list[tuple[str, list[str]]]:
+    """Group pairs by source: sources in first-appearance order, their targets in file order.
+
+    For multi-reference BLEU. In the Tatoeba files rows of one zh_id are sorted by en_id, so a
+    group's first reference is the translation with the lowest en_id.
+    """
+    groups: dict[str, list[str]] = {}
+    for src, tgt in pairs:
+        groups.setdefault(src, []).append(tgt)
+    return list(groups.items())

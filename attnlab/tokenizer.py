@@ -1,0 +1,115 @@
+"""Subword tokenizer: trains and loads sentencepiece models; text <-> ids.
+
+Special ids are fixed for every model attnlab trains:
+    0 <pad>   padding, never predicted
+    1 <bos>   begins every target sequence fed to the decoder
+    2 <eos>   ends every target sequence; decoding stops on it
+    3 <unk>   a character the vocabulary does not cover
+By default one joint zh+en model is trained on both sides of the training pairs (needed for tied
+embeddings); with `joint = false` the source and target sides get one model each.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from attnlab.config import TokenizerConfig
+from attnlab.errors import AttnlabError
+from attnlab.fileio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+JOINT_FILE, SRC_FILE, TGT_FILE = "joint.model", "src.model", "tgt.model"
+MAX_TRAIN_SENTENCES = 2_000_000
+
+
+def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int) -> bytes:
+    if not sentences:
+        raise AttnlabError("cannot train a tokenizer on an empty corpus")
+    if len(sentences) > MAX_TRAIN_SENTENCES:
+        sentences = random.Random(seed).sample(sentences, MAX_TRAIN_SENTENCES)
+    buf = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=buf,
+            vocab_size=cfg.vocab_size,
+            model_type=cfg.model_type,
+            character_coverage=cfg.character_coverage,
+            pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
+            pad_piece=SPECIALS[0], bos_piece=SPECIALS[1], eos_piece=SPECIALS[2], unk_piece=SPECIALS[3],
+            hard_vocab_limit=False,  # tiny corpora get a smaller vocabulary instead of an error
+            num_threads=2,
+            random_seed=seed,
+            minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise AttnlabError(f"sentencepiece training failed: {e}") from None
+    return buf.getvalue()
+
+
+class Tokenizer:
+    """Source and target sentencepiece processors (the same object when the vocabulary is joint)."""
+
+    def __init__(self, src: spm.SentencePieceProcessor, tgt: spm.SentencePieceProcessor, joint: bool) -> None:
+        self.src, self.tgt, self.joint = src, tgt, joint
+
+    @property
+    def vocab_size(self) -> int:
+        return max(self.src.get_piece_size(), self.tgt.get_piece_size())
+
+    @classmethod
+    def train(cls, pairs: Sequence[tuple[str, str]], cfg: TokenizerConfig, out_dir: Path, seed: int = 1) -> "Tokenizer":
+        """Train on the (src, tgt) pairs and save the model file(s) into out_dir."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.joint:
+            model = _train_model([s for p in pairs for s in p], cfg, seed)
+            atomic_write_bytes(out_dir / JOINT_FILE, model)
+        else:
+            atomic_write_bytes(out_dir / SRC_FILE, _train_model([s for s, _ in pairs], cfg, seed))
+            atomic_write_bytes(out_dir / TGT_FILE, _train_model([t for _, t in pairs], cfg, seed))
+        return cls.load(out_dir)
+
+    @classmethod
+    def load(cls, directory: Path) -> "Tokenizer":
+        def proc(name: str) -> spm.SentencePieceProcessor:
+            path = directory / name
+            if not path.is_file():
+                raise AttnlabError(f"tokenizer model missing: {path}")
+            p = spm.SentencePieceProcessor()
+            try:
+                p.load(str(path))
+            except (OSError, RuntimeError):
+                raise AttnlabError(f"tokenizer model is corrupt: {path}") from None
+            if tuple(p.id_to_piece(i) for i in range(4)) != SPECIALS:
+                raise AttnlabError(f"tokenizer model {path} does not have attnlab's special ids {SPECIALS}")
+            return p
+
+        if (directory / JOINT_FILE).is_file():
+            joint = proc(JOINT_FILE)
+            return cls(joint, joint, True)
+        return cls(proc(SRC_FILE), proc(TGT_FILE), False)
+
+    def encode_src(self, texts: Iterable[str]) -> list[list[int]]:
+        return self.src.encode(list(texts))
+
+    def encode_tgt(self, texts: Iterable[str]) -> list[list[int]]:
+        return self.tgt.encode(list(texts))
+
+    def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        return [self.tgt.decode([i for i in seq if i >= UNK]) for seq in ids]
+
+    def src_pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.src.id_to_piece(i) for i in ids]
+
+    def tgt_pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.tgt.id_to_piece(i) for i in ids]
+

@@ -1,0 +1,293 @@
+"""The trainer: label-smoothed cross-entropy, Adam with the paper's schedule, token batches, gradient
+accumulation and clipping, dev evaluation, checkpoints, exact resume and a wall-clock budget.
+
+Vaswani et al. (2017) section 5: Adam(β1=0.9, β2=0.98, ε=1e-9),
+    lrate = d_model^-0.5 · min(step^-0.5, step · warmup_steps^-1.5),
+label smoothing ε_ls = 0.1. The trainer calls only the model's public encode / decode / logits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from attnlab import checkpoint
+from attnlab.config import Config
+from attnlab.data.batching import Batch, collate, epoch_order, make_batches
+from attnlab.data.parallel import ParallelData, load_pairs
+from attnlab.errors import AttnlabError
+from attnlab.metrics import score
+from attnlab.model import Seq2SeqTransformer
+from attnlab.tokenizer import PAD, Tokenizer
+from attnlab.translator import Translator
+
+log = logging.getLogger(__name__)
+
+
+def inverse_sqrt_lr(step: int, d_model: int, warmup: int, scale: float = 1.0) -> float:
+    """The paper's learning rate at optimizer step `step` (1-based)."""
+    step = max(step, 1)
+    return scale * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+
+
+def label_smoothed_nll(logits: Tensor, target: Tensor, epsilon: float) -> tuple[Tensor, Tensor]:
+    """Summed smoothed loss and summed NLL over N positions: logits (N,V), target (N,).
+
+    loss = (1-ε)·(-log p[target]) + ε·mean_v(-log p[v]), the same as F.cross_entropy(label_smoothing=ε).
+    """
+    logp = logits.float().log_softmax(dim=-1)  # (N,V)
+    nll = -logp.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,)
+    smooth = -logp.mean(dim=-1)  # (N,)
+    return ((1 - epsilon) * nll + epsilon * smooth).sum(), nll.sum()
+
+
+def batch_loss(model: Seq2SeqTransformer, batch: Batch, epsilon: float) -> tuple[Tensor, Tensor]:
+    """Summed smoothed loss and NLL over the batch's non-pad target positions (pads never reach the output layer)."""
+    hidden = model.decode(batch.tgt_in, memory=model.encode(batch.src)).hidden  # (B,T,D)
+    keep = batch.tgt_out != PAD  # (B,T)
+    return label_smoothed_nll(model.logits(hidden[keep]), batch.tgt_out[keep], epsilon)  # hidden[keep]: (N,D)
+
+
+def data_spec(value: str) -> str | tuple[str, str]:
+    """A config data path: one TSV, or 'SRC_FILE,TGT_FILE' for two aligned text files."""
+    parts = [p.strip() for p in value.split(",")]
+    return (parts[0], parts[1]) if len(parts) == 2 else value
+
+
+@dataclass
+class EncodedData:
+    src: list[list[int]]
+    tgt: list[list[int]]
+    batches: list[list[int]]  # example indices per batch
+
+
+def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tokens: int) -> EncodedData:
+    src = tokenizer.encode_src(data.sources)
+    tgt = tokenizer.encode_tgt(data.targets)
+    keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
+    if len(keep) < len(src):
+        log.info("%s: skipped %d pairs longer than %d subwords", data.origin, len(src) - len(keep), max_len)
+    if not keep:
+        raise AttnlabError(f"no usable sentence pairs in {data.origin}")
+    src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+    batches = make_batches([(len(s), len(t) + 1) for s, t in zip(src, tgt)], max_tokens)
+    return EncodedData(src, tgt, batches)
+
+
+class Trainer:
+    """Trains one run directory. Knows nothing of the model's insides: it calls encode/decode/logits."""
+
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False) -> None:
+        self.cfg, self.run_dir = cfg, run_dir
+        t = cfg.train
+        if t.threads > 0:
+            torch.set_num_threads(t.threads)
+        torch.manual_seed(t.seed)
+        spec = data_spec(cfg.data.train)
+        self.train_data = load_pairs(spec, cfg.direction)
+        self.dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
+        tok_dir = run_dir / checkpoint.TOKENIZER_DIR
+        if resume and tok_dir.is_dir():
+            self.tokenizer = Tokenizer.load(tok_dir)
+        else:
+            log.info("training the %s tokenizer (%d subwords) on %d pairs", cfg.tokenizer.model_type,
+                     cfg.tokenizer.vocab_size, len(self.train_data))
+            self.tokenizer = Tokenizer.train(self.train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed)
+        cfg.model.vocab_size = self.tokenizer.vocab_size
+        checkpoint.save_config(run_dir, cfg)
+        self.train_enc = encode_pairs(self.train_data, self.tokenizer, cfg.data.max_tokens_per_sentence, t.max_tokens)
+        self.dev_enc = encode_pairs(self.dev_data, self.tokenizer, 10**9, t.max_tokens)
+        self.model = Seq2SeqTransformer(cfg.model)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "best_bleu": -1.0,
+                                      "best_dev_loss": math.inf, "train_seconds": 0.0}
+        self.stop_signal: str | None = None
+        if resume:
+            self._resume()
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        ckpt = checkpoint.latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            raise AttnlabError(f"--resume: no intact checkpoint in {self.run_dir / checkpoint.CHECKPOINT_DIR}")
+        self.state.update(checkpoint.load_checkpoint(ckpt, self.model, self.optimizer))
+        log.info("resumed from %s (step %d, epoch %d)", ckpt, self.state["step"], self.state["epoch"])
+        self._truncate_metrics(self.state["step"])
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from, so the log reads as one run."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+            kept = []
+            for ln in lines:
+                try:
+                    if json.loads(ln).get("step", 0) <= step:
+                        kept.append(ln)
+                except ValueError:
+                    pass
+            path.write_text("".join(ln + "\n" for ln in kept))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _lr(self, step: int) -> float:
+        t = self.cfg.train
+        return inverse_sqrt_lr(step, self.cfg.model.d_model, t.warmup_steps, t.lr_scale)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def dev_loss(self) -> tuple[float, float]:
+        """Dev NLL per target token and perplexity (teacher forcing, no dropout)."""
+        self.model.eval()
+        nll_sum, n = 0.0, 0
+        for idx in self.dev_enc.batches:
+            batch = collate([self.dev_enc.src[i] for i in idx], [self.dev_enc.tgt[i] for i in idx])
+            _, nll = batch_loss(self.model, batch, 0.0)
+            nll_sum, n = nll_sum + nll.item(), n + batch.n_tgt_tokens
+        self.model.train()
+        return nll_sum / n, math.exp(min(nll_sum / n, 50))
+
+    def dev_bleu(self) -> float | None:
+        k = self.cfg.train.dev_bleu_sentences
+        if k <= 0:
+            return None
+        refs = self.dev_data.references()[:k]
+        self.model.eval()
+        translator = Translator(self.cfg, self.tokenizer, self.model)
+        hyps = translator.translate([src for src, _ in refs], beam=1)
+        self.model.train()
+        return score(hyps, [r for _, r in refs], self.cfg.tgt_lang).bleu
+
+    def evaluate_and_save(self) -> dict[str, Any]:
+        loss, ppl = self.dev_loss()
+        bleu = self.dev_bleu()
+        record = {"step": self.state["step"], "epoch": self.state["epoch"], "dev_loss": round(loss, 4),
+                  "dev_ppl": round(ppl, 2), "dev_bleu": bleu}
+        better = (bleu > self.state["best_bleu"]) if bleu is not None else (loss < self.state["best_dev_loss"])
+        if better:
+            self.state["best_bleu"] = bleu if bleu is not None else -1.0
+            self.state["best_dev_loss"] = loss
+            checkpoint.save_best(self.run_dir, self.model, dict(record, direction=self.cfg.direction))
+        record["best"] = better
+        self._log(record)
+        checkpoint.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state)
+        return record
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _handle_signal(self, signum: int, _frame: Any) -> None:
+        self.stop_signal = signal.Signals(signum).name
+
+    def _done(self, started: float) -> str | None:
+        t, s = self.cfg.train, self.state
+        if self.stop_signal:
+            return f"stopped by {self.stop_signal}"
+        if t.max_steps and s["step"] >= t.max_steps:
+            return f"reached max_steps={t.max_steps}"
+        if t.max_epochs and s["epoch"] >= t.max_epochs:
+            return f"reached max_epochs={t.max_epochs}"
+        if t.max_minutes and s["train_seconds"] + time.monotonic() - started >= t.max_minutes * 60:
+            return f"reached max_minutes={t.max_minutes:g}"
+        return None
+
+    def _next_batches(self) -> list[Batch]:
+        """The next `accumulate` batches in this epoch's seeded order (epochs roll over)."""
+        t, s, enc = self.cfg.train, self.state, self.train_enc
+        out = []
+        for _ in range(t.accumulate):
+            order = epoch_order(len(enc.batches), t.seed, s["epoch"])
+            idx = enc.batches[order[s["position"]]]
+            out.append(collate([enc.src[i] for i in idx], [enc.tgt[i] for i in idx]))
+            s["position"] += 1
+            if s["position"] == len(order):
+                s["epoch"], s["position"] = s["epoch"] + 1, 0
+        return out
+
+    def train_step(self) -> dict[str, float]:
+        t = self.cfg.train
+        batches = self._next_batches()
+        n_tokens = sum(b.n_tgt_tokens for b in batches)
+        loss_sum = nll_sum = 0.0
+        for batch in batches:
+            loss, nll = batch_loss(self.model, batch, t.label_smoothing)
+            (loss / n_tokens).backward()
+            loss_sum, nll_sum = loss_sum + loss.item(), nll_sum + nll.item()
+        if t.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm)
+        self.state["step"] += 1
+        lr = self._lr(self.state["step"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": loss_sum / n_tokens, "nll": nll_sum / n_tokens, "tokens": n_tokens, "lr": lr}
+
+    def fit(self) -> dict[str, Any]:
+        t, s = self.cfg.train, self.state
+        started = time.monotonic()
+        previous = {sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        total = t.max_steps or (t.max_epochs * math.ceil(len(self.train_enc.batches) / t.accumulate)) or None
+        bar = tqdm(total=total, initial=s["step"], unit="step", dynamic_ncols=True, disable=None)
+        self.model.train()
+        window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "steps": 0, "t0": time.monotonic()}
+        last_eval: dict[str, Any] = {}
+        try:
+            while (reason := self._done(started)) is None:
+                out = self.train_step()
+                for k in ("loss", "nll"):
+                    window[k] += out[k] * out["tokens"]
+                window["tokens"] += out["tokens"]
+                window["steps"] += 1
+                bar.update(1)
+                if t.max_minutes and not t.max_steps:
+                    elapsed = s["train_seconds"] + time.monotonic() - started
+                    bar.total = max(s["step"] + 1, int(s["step"] / max(elapsed, 1e-9) * t.max_minutes * 60))
+                if s["step"] % t.log_every == 0:
+                    self._flush_window(window, out["lr"], bar)
+                if s["step"] % t.eval_every == 0:
+                    s["train_seconds"] += time.monotonic() - started
+                    started = time.monotonic()
+                    last_eval = self.evaluate_and_save()
+                    bar.write(_eval_line(last_eval))
+        finally:
+            bar.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        s["train_seconds"] += time.monotonic() - started
+        if window["steps"]:
+            self._flush_window(window, self._lr(s["step"]), None)
+        if not last_eval or last_eval["step"] != s["step"]:
+            last_eval = self.evaluate_and_save()
+        log.info("%s: %s", reason, _eval_line(last_eval))
+        return {"reason": reason, **last_eval}
+
+    def _flush_window(self, w: dict[str, Any], lr: float, bar: tqdm | None) -> None:
+        elapsed = max(time.monotonic() - w["t0"], 1e-9)
+        loss, nll = w["loss"] / w["tokens"], w["nll"] / w["tokens"]
+        record = {"step": self.state["step"], "epoch": self.state["epoch"], "loss": round(loss, 4),
+                  "ppl": round(math.exp(min(nll, 50)), 2), "lr": lr, "tok_s": round(w["tokens"] / elapsed, 1),
+                  "elapsed_s": round(self.state["train_seconds"], 1)}
+        self._log(record)
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{record['ppl']:.1f}", lr=f"{lr:.2e}", tok_s=f"{record['tok_s']:.0f}")
+        w.update(loss=0.0, nll=0.0, tokens=0, steps=0, t0=time.monotonic())
+
+
+def _eval_line(r: dict[str, Any]) -> str:
+    bleu = "" if r.get("dev_bleu") is None else f" dev BLEU {r['dev_bleu']:.2f}"
+    return f"step {r['step']}: dev loss {r['dev_loss']:.3f} (ppl {r['dev_ppl']:.1f}){bleu}{' *best*' if r.get('best') else ''}"
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    return Trainer(cfg, Path(run_dir), resume=resume).fit()
