@@ -48,7 +48,6 @@ def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int) -> bytes
             pad_piece=SPECIALS[0], bos_piece=SPECIALS[1], eos_piece=SPECIALS[2], unk_piece=SPECIALS[3],
             hard_vocab_limit=False,  # tiny corpora get a smaller vocabulary instead of an error
             num_threads=2,
-            random_seed=seed,
             minloglevel=2,
         )
     except RuntimeError as e:

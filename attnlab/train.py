@@ -254,7 +254,7 @@ class Trainer:
                     elapsed = s["train_seconds"] + time.monotonic() - started
                     bar.total = max(s["step"] + 1, int(s["step"] / max(elapsed, 1e-9) * t.max_minutes * 60))
                 if s["step"] % t.log_every == 0:
-                    self._flush_window(window, out["lr"], bar)
+                    self._flush_window(window, out["lr"], bar, s["train_seconds"] + time.monotonic() - started)
                 if s["step"] % t.eval_every == 0:
                     s["train_seconds"] += time.monotonic() - started
                     started = time.monotonic()
@@ -266,18 +266,18 @@ class Trainer:
                 signal.signal(sig, handler)
         s["train_seconds"] += time.monotonic() - started
         if window["steps"]:
-            self._flush_window(window, self._lr(s["step"]), None)
+            self._flush_window(window, self._lr(s["step"]), None, s["train_seconds"])
         if not last_eval or last_eval["step"] != s["step"]:
             last_eval = self.evaluate_and_save()
         log.info("%s: %s", reason, _eval_line(last_eval))
         return {"reason": reason, **last_eval}
 
-    def _flush_window(self, w: dict[str, Any], lr: float, bar: tqdm | None) -> None:
+    def _flush_window(self, w: dict[str, Any], lr: float, bar: tqdm | None, elapsed_total: float) -> None:
         elapsed = max(time.monotonic() - w["t0"], 1e-9)
         loss, nll = w["loss"] / w["tokens"], w["nll"] / w["tokens"]
         record = {"step": self.state["step"], "epoch": self.state["epoch"], "loss": round(loss, 4),
                   "ppl": round(math.exp(min(nll, 50)), 2), "lr": lr, "tok_s": round(w["tokens"] / elapsed, 1),
-                  "elapsed_s": round(self.state["train_seconds"], 1)}
+                  "elapsed_s": round(elapsed_total, 1)}
         self._log(record)
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{record['ppl']:.1f}", lr=f"{lr:.2e}", tok_s=f"{record['tok_s']:.0f}")

@@ -1,0 +1,159 @@
+"""Training throughput of attnlab's Transformer against torch.nn.Transformer of the same sizes, on the
+same batches, in one run; with model-FLOPs utilisation against this machine's measured fp32 matmul peak.
+
+    python benchmarks/train_throughput.py [--threads 2] [--steps 20] [--batches synthetic|tatoeba]
+
+Both models get token embeddings ·√D + sinusoidal positions, the same stacks, a tied output layer,
+label-smoothed cross-entropy (ε=0.1) and one Adam step per batch. nn.Transformer uses its own dropout
+placement (residual, attention weights and FFN activation, p=0.1); attnlab is timed with the paper's
+(residual and embeddings only) and with nn.Transformer's placement, so the like-for-like ratio is shown too.
+Throughput counts non-pad target tokens per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.config import ModelConfig
+from attnlab.data.batching import Batch, collate, make_batches
+from attnlab.model import Seq2SeqTransformer
+from attnlab.nn.positional import sinusoidal_table
+from attnlab.tokenizer import PAD
+from attnlab.train import batch_loss
+
+D, H, FF, LAYERS, V = 256, 4, 1024, 3, 8000
+
+
+class TorchTransformerMT(nn.Module):
+    """nn.Transformer with the embeddings, positions and tied output layer it lacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(V, D, padding_idx=PAD)
+        nn.init.normal_(self.embed.weight, std=D**-0.5)
+        self.core = nn.Transformer(D, H, LAYERS, LAYERS, FF, dropout=0.1, batch_first=True)
+        self.core.encoder.norm = None  # post-norm: the paper has no extra final LayerNorm
+        self.core.decoder.norm = None
+        self.register_buffer("pe", sinusoidal_table(512, D), persistent=False)
+
+    def _in(self, ids):
+        return F.dropout(self.embed(ids) * math.sqrt(D) + self.pe[: ids.size(1)], 0.1, self.training)
+
+    def loss(self, b: Batch) -> torch.Tensor:
+        t = b.tgt_in.size(1)
+        h = self.core(self._in(b.src), self._in(b.tgt_in), tgt_mask=self.core.generate_square_subsequent_mask(t),
+                      src_key_padding_mask=b.src == PAD, memory_key_padding_mask=b.src == PAD,
+                      tgt_key_padding_mask=b.tgt_in == PAD, tgt_is_causal=True)
+        logits = F.linear(h, self.embed.weight)  # (B,T,V)
+        return F.cross_entropy(logits.reshape(-1, V), b.tgt_out.reshape(-1), ignore_index=PAD,
+                               label_smoothing=0.1, reduction="sum")
+
+
+def synthetic_batches(n: int, b: int = 128, length: int = 32) -> list[Batch]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        src = torch.randint(4, V, (b, length), generator=g).tolist()
+        tgt = torch.randint(4, V, (b, length - 1), generator=g).tolist()
+        out.append(collate(src, tgt))
+    return out
+
+
+def tatoeba_batches(n: int, max_tokens: int = 4096) -> list[Batch]:
+    """Real token-bucket batches: Tatoeba zh->en through a tokenizer trained on it (kept in a cache folder)."""
+    from attnlab.data.parallel import load_pairs
+    from attnlab.config import TokenizerConfig
+    from attnlab.tokenizer import Tokenizer
+
+    data = load_pairs("data/tatoeba-zh-en/train.tsv", "zh-en")
+    tok_dir = Path(".cache/bench-tokenizer")
+    tok = Tokenizer.load(tok_dir) if (tok_dir / "joint.model").is_file() else Tokenizer.train(data.pairs, TokenizerConfig(vocab_size=V), tok_dir)
+    src, tgt = tok.encode_src(data.sources), tok.encode_tgt(data.targets)
+    batches = make_batches([(len(s), len(t) + 1) for s, t in zip(src, tgt)], max_tokens)
+    pick = torch.randperm(len(batches), generator=torch.Generator().manual_seed(0))[:n].tolist()
+    return [collate([src[i] for i in batches[k]], [tgt[i] for i in batches[k]]) for k in pick]
+
+
+def train_flops(b: Batch) -> float:
+    """Model FLOPs of one training step (forward + backward = 3 × forward matmul FLOPs), padding excluded."""
+    src_len = (b.src != PAD).sum(1).double()  # (B,)
+    tgt_len = (b.tgt_out != PAD).sum(1).double()
+    s_tok, t_tok = src_len.sum().item(), tgt_len.sum().item()
+    enc = LAYERS * (s_tok * (4 * D * D + 2 * D * FF) + (src_len**2).sum().item() * 2 * D)
+    dec = LAYERS * (t_tok * (6 * D * D + 2 * D * FF) + s_tok * 2 * D * D
+                    + (tgt_len**2).sum().item() * D  # causal self-attention: half of T² scores and values
+                    + (tgt_len * src_len).sum().item() * 2 * D)
+    out = t_tok * D * V
+    return 3 * 2 * (enc + dec + out)
+
+
+def matmul_peak(seconds: float = 3.0) -> float:
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return n * 2 * 1024**3 / (time.perf_counter() - t0)
+
+
+def time_model(name: str, model: nn.Module, loss_fn, batches: list[Batch], warmup: int) -> float:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+    model.train()
+    for i, b in enumerate(batches[:warmup] + batches):
+        if i == warmup:
+            t0 = time.perf_counter()
+        loss = loss_fn(model, b) / b.n_tgt_tokens
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per model")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--batches", choices=["synthetic", "tatoeba"], default="synthetic",
+                   help="synthetic: 128 x 32 random tokens; tatoeba: real 4096-token buckets")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    batches = synthetic_batches(args.steps) if args.batches == "synthetic" else tatoeba_batches(args.steps)
+    tokens = sum(b.n_tgt_tokens for b in batches)
+    flops = sum(train_flops(b) for b in batches)
+    peak = matmul_peak()
+    print(f"fp32 matmul peak ({args.threads} threads): {peak / 1e9:.1f} GFLOP/s; batches: {args.batches}, "
+          f"{args.steps} steps, {tokens} target tokens")
+
+    def ours(**kw):
+        return Seq2SeqTransformer(ModelConfig(vocab_size=V, d_model=D, n_heads=H, d_ff=FF, n_encoder_layers=LAYERS,
+                                              n_decoder_layers=LAYERS, **kw))
+
+    runs = [
+        ("nn.Transformer", TorchTransformerMT(), lambda m, b: m.loss(b)),
+        ("attnlab (paper dropout)", ours(), lambda m, b: batch_loss(m, b, 0.1)[0]),
+        ("attnlab (nn.Transformer dropout)", ours(attention_dropout=0.1, activation_dropout=0.1),
+         lambda m, b: batch_loss(m, b, 0.1)[0]),
+    ]
+    base = None
+    for name, model, fn in runs:
+        secs = time_model(name, model, fn, batches, args.warmup)
+        tok_s = tokens / secs
+        base = base or tok_s
+        print(f"{name:34s} {tok_s:8.0f} target tok/s  {flops / secs / 1e9:6.1f} GFLOP/s  "
+              f"MFU {100 * flops / secs / peak:5.1f}%  ratio {tok_s / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
