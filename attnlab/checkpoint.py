@@ -160,12 +160,19 @@ def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 def save_config(run_dir: Path, cfg: Config) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, config_to_toml(cfg))
+    if (run_dir / WEIGHTS_FILE).is_file():
+        write_manifest(run_dir)
 
 
 def save_best(run_dir: Path, model: nn.Module, scores: dict[str, Any]) -> None:
     """The weights translate/evaluate use, their scores, and the manifest of checksums."""
     atomic_write_bytes(run_dir / WEIGHTS_FILE, weights_bytes(model))
     atomic_write_text(run_dir / SCORES_FILE, json.dumps(scores, indent=1))
+    write_manifest(run_dir)
+
+
+def write_manifest(run_dir: Path) -> None:
+    """sha256 of the files inference reads, so that silent corruption is caught on load."""
     files = [CONFIG_FILE, WEIGHTS_FILE, *(f"{TOKENIZER_DIR}/{p.name}" for p in sorted((run_dir / TOKENIZER_DIR).glob("*.model")))]
     manifest = {f: sha256_file(run_dir / f) for f in files}
     atomic_write_text(run_dir / MANIFEST_FILE, json.dumps(manifest, indent=1))

@@ -3,7 +3,7 @@ accumulation and clipping, dev evaluation, checkpoints, exact resume and a wall-
 
 Vaswani et al. (2017) section 5: Adam(β1=0.9, β2=0.98, ε=1e-9),
     lrate = d_model^-0.5 · min(step^-0.5, step · warmup_steps^-1.5),
-label smoothing ε_ls = 0.1. The trainer calls only the model's public encode / decode / logits.
+label smoothing ε_ls = 0.1 (`nn/loss.py`). The trainer calls only the model's public encode / decode / logits.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from attnlab.data.parallel import ParallelData, load_pairs
 from attnlab.errors import AttnlabError
 from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
+from attnlab.nn.loss import label_smoothed_fused
 from attnlab.tokenizer import PAD, Tokenizer
 from attnlab.translator import Translator
 
@@ -40,22 +41,11 @@ def inverse_sqrt_lr(step: int, d_model: int, warmup: int, scale: float = 1.0) ->
     return scale * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
-def label_smoothed_nll(logits: Tensor, target: Tensor, epsilon: float) -> tuple[Tensor, Tensor]:
-    """Summed smoothed loss and summed NLL over N positions: logits (N,V), target (N,).
-
-    loss = (1-ε)·(-log p[target]) + ε·mean_v(-log p[v]), the same as F.cross_entropy(label_smoothing=ε).
-    """
-    logp = logits.float().log_softmax(dim=-1)  # (N,V)
-    nll = -logp.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,)
-    smooth = -logp.mean(dim=-1)  # (N,)
-    return ((1 - epsilon) * nll + epsilon * smooth).sum(), nll.sum()
-
-
 def batch_loss(model: Seq2SeqTransformer, batch: Batch, epsilon: float) -> tuple[Tensor, Tensor]:
     """Summed smoothed loss and NLL over the batch's non-pad target positions (pads never reach the output layer)."""
     hidden = model.decode(batch.tgt_in, memory=model.encode(batch.src)).hidden  # (B,T,D)
     keep = batch.tgt_out != PAD  # (B,T)
-    return label_smoothed_nll(model.logits(hidden[keep]), batch.tgt_out[keep], epsilon)  # hidden[keep]: (N,D)
+    return label_smoothed_fused(model.logits(hidden[keep]), batch.tgt_out[keep], epsilon)  # hidden[keep]: (N,D)
 
 
 def data_spec(value: str) -> str | tuple[str, str]:
@@ -175,7 +165,9 @@ class Trainer:
         bleu = self.dev_bleu()
         record = {"step": self.state["step"], "epoch": self.state["epoch"], "dev_loss": round(loss, 4),
                   "dev_ppl": round(ppl, 2), "dev_bleu": bleu}
-        better = (bleu > self.state["best_bleu"]) if bleu is not None else (loss < self.state["best_dev_loss"])
+        # best by dev BLEU, ties (e.g. 0.0 early on) broken by dev loss; by dev loss when BLEU is off
+        key = (bleu if bleu is not None else -1.0, -loss)
+        better = key > (self.state["best_bleu"], -self.state["best_dev_loss"])
         if better:
             self.state["best_bleu"] = bleu if bleu is not None else -1.0
             self.state["best_dev_loss"] = loss
