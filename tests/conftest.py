@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny parallel corpus and a tiny config, built in the test's temp folder."""
+
+import random
+from pathlib import Path
+
+import pytest
+
+ZH = "零一二三四五六七八九"
+EN = "zero one two three four five six seven eight nine".split()
+
+
+def number_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    """Digits spelled in Chinese characters -> the same digits as English words."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        digits = [rng.randrange(10) for _ in range(rng.randint(1, 5))]
+        pairs.append(("".join(ZH[d] for d in digits), " ".join(EN[d] for d in digits)))
+    return pairs
+
+
+def write_tatoeba(path: Path, pairs: list[tuple[str, str]], start_id: int = 1) -> Path:
+    lines = ["zh_id\tzh\ten_id\ten"]
+    lines += [f"{start_id + i}\t{zh}\t{100000 + start_id + i}\t{en}" for i, (zh, en) in enumerate(pairs)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+TINY_CONFIG = """
+direction = "zh-en"
+[model]
+d_model = 32
+n_heads = 4
+d_ff = 64
+n_encoder_layers = 1
+n_decoder_layers = 1
+dropout = 0.0
+[tokenizer]
+vocab_size = 40
+[data]
+train = "{train}"
+dev = "{dev}"
+test = "{test}"
+[train]
+max_tokens = 400
+lr_scale = 2.0
+warmup_steps = 30
+max_steps = 60
+eval_every = 20
+log_every = 10
+dev_bleu_sentences = 20
+seed = 3
+threads = 1
+[decode]
+beam = 2
+"""
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
+    paths = {
+        "train": write_tatoeba(tmp_path / "train.tsv", number_pairs(300, 1)),
+        "dev": write_tatoeba(tmp_path / "dev.tsv", number_pairs(20, 2), 5000),
+        "test": write_tatoeba(tmp_path / "test.tsv", number_pairs(20, 3), 6000),
+    }
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_CONFIG.format(**{k: str(v) for k, v in paths.items()}), encoding="utf-8")
+    paths["config"] = config
+    return paths
