@@ -6,6 +6,7 @@ The order of outputs always equals the order of inputs; an empty line translates
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from attnlab import checkpoint
 from attnlab.config import Config
 from attnlab.data.batching import pad_sources
 from attnlab.data.normalize import normalize_en, normalize_zh
-from attnlab.decoding import DecodeOptions, beam_search, greedy_search
+from attnlab.decoding import DecodeOptions, search
 from attnlab.model import Seq2SeqTransformer
 from attnlab.tokenizer import Tokenizer
 
@@ -41,9 +42,8 @@ class Translator:
         return cls(cfg, tokenizer, model)
 
     def options(self, beam: int | None = None) -> DecodeOptions:
-        d = self.cfg.decode
-        return DecodeOptions(beam=d.beam if beam is None else beam, length_penalty=d.length_penalty,
-                             max_len_a=d.max_len_a, max_len_b=d.max_len_b)
+        opts = DecodeOptions.from_config(self.cfg.decode)
+        return opts if beam is None else dataclasses.replace(opts, beam=beam)
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """Normalised, tokenized source ids, truncated to decode.max_input_tokens (with one warning)."""
@@ -65,20 +65,16 @@ class Translator:
         opts = self.options(beam)
         out: list[list[int]] = [[] for _ in src_ids]
         order = sorted((i for i, x in enumerate(src_ids) if x), key=lambda i: len(src_ids[i]))
-        k = max(1, opts.beam)
         start = 0
-        while start < len(order):
-            longest = len(src_ids[order[start]])
+        while start < len(order):  # sorted by length: a batch holds sentences of similar length
             end = start + 1
-            while end < len(order) and (end - start + 1) * k * (len(src_ids[order[end]]) + 2) * 3 <= max_tokens:
+            # rows (sentences × beams) × (source + expected output length) within the token budget
+            while end < len(order) and (end - start + 1) * opts.beam * 3 * (len(src_ids[order[end]]) + 2) <= max_tokens:
                 end += 1
             chunk = order[start:end]
-            src = pad_sources([src_ids[i] for i in chunk])
-            search = greedy_search if opts.beam <= 1 else beam_search
-            for i, hyp in zip(chunk, search(self.model, src, opts)):
+            for i, hyp in zip(chunk, search(self.model, pad_sources([src_ids[i] for i in chunk]), opts)):
                 out[i] = hyp
             start = end
-            del longest
         return out
 
     def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
