@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from attnlab import checkpoint
 from attnlab.config import Config
@@ -19,9 +21,22 @@ from attnlab.data.batching import pad_sources
 from attnlab.data.normalize import normalize_en, normalize_zh
 from attnlab.decoding import DecodeOptions, search
 from attnlab.model import Seq2SeqTransformer
-from attnlab.tokenizer import Tokenizer
+from attnlab.errors import AttnlabError
+from attnlab.tokenizer import BOS, EOS, Tokenizer
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AttentionMaps:
+    """The attention weights behind one translation, from the readable attention path."""
+
+    source: list[str]  # S source subword pieces
+    target: list[str]  # T target pieces produced, ending with <eos> (row t is the step that produced target[t])
+    translation: str
+    encoder: Tensor  # (L_enc, H, S, S) encoder self-attention
+    decoder: Tensor  # (L_dec, H, T, T) decoder self-attention (causal)
+    cross: Tensor  # (L_dec, H, T, S) decoder cross-attention over the source
 
 
 class Translator:
@@ -76,6 +91,25 @@ class Translator:
                 out[i] = hyp
             start = end
         return out
+
+    @torch.inference_mode()
+    def attention(self, line: str, beam: int | None = None) -> AttentionMaps:
+        """Translate one line, then rerun the decoder on the result with weights returned."""
+        src_ids = self.encode([line])[0]
+        if not src_ids:
+            raise AttnlabError("cannot show attention for an empty sentence")
+        hyp = self.translate_ids([src_ids], beam)[0]
+        src = pad_sources([src_ids])  # (1,S)
+        tgt_in = torch.tensor([[BOS, *hyp]])  # (1,T)
+        memory = self.model.encode(src, need_weights=True)
+        out = self.model.decode(tgt_in, memory=memory, need_weights=True)
+        stack = lambda ws: torch.stack([w[0] for w in ws]).float()  # L × (1,H,·,·) -> (L,H,·,·)
+        return AttentionMaps(
+            source=self.tokenizer.src_pieces(src_ids),
+            target=self.tokenizer.tgt_pieces([*hyp, EOS]),
+            translation=self.tokenizer.decode_tgt([hyp])[0],
+            encoder=stack(memory.attention), decoder=stack(out.self_attention), cross=stack(out.cross_attention),
+        )
 
     def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
         hyps = self.translate_ids(self.encode(lines), beam)

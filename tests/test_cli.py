@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from attnlab.cli import main
 
@@ -127,3 +128,16 @@ def test_subprocess_error_has_no_traceback(tmp_path):
                           input=b"x\n", capture_output=True)
     assert proc.returncode == 2
     assert b"Traceback" not in proc.stderr and proc.stderr.decode().count("\n") == 1
+
+
+def test_attention_maps_are_the_models(trained):
+    from attnlab.translator import Translator
+
+    t = Translator.load(trained)
+    maps = t.attention("一二三", beam=1)
+    s, tt = len(maps.source), len(maps.target)
+    assert maps.cross.shape == (1, 4, tt, s) and maps.encoder.shape == (1, 4, s, s) and maps.decoder.shape == (1, 4, tt, tt)
+    for w in (maps.cross, maps.encoder, maps.decoder):
+        torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
+    assert maps.decoder.triu(1).abs().max() == 0  # causal: no weight on later positions
+    assert maps.translation == t.translate(["一二三"], beam=1)[0]
