@@ -31,7 +31,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a translation model into a run directory")
+    p = sub.add_parser("train", help="train a translation model into a run directory",
+                       description="Train a translation model. Several processes: torchrun --nproc_per_node=N -m attnlab train ...")
     p.add_argument("--config", type=Path, help="TOML config (e.g. configs/zh-en-small.toml); not needed with --resume")
     p.add_argument("--out", type=Path, required=True, help="run directory to create (or to resume)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -39,6 +40,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock training budget (sets train.max_minutes)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (sets train.threads)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="sets train.device (default auto)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="sets train.precision: bf16 autocast is meant for GPUs (default fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training forward (sets train.compile)")
     p.set_defaults(func=cmd_train)
 
 
@@ -90,8 +95,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.max_minutes is not None:
         overrides.append(f"train.max_minutes={args.max_minutes}")
-    if args.threads is not None:
-        overrides.append(f"train.threads={args.threads}")
+    for flag in ("threads", "device", "precision"):
+        if getattr(args, flag) is not None:
+            overrides.append(f"train.{flag}={getattr(args, flag)}")
+    if args.compile:
+        overrides.append("train.compile=true")
     if args.resume:
         if not (args.out / checkpoint.CONFIG_FILE).is_file():
             raise AttnlabError(f"--resume: {args.out} has no {checkpoint.CONFIG_FILE}; nothing to resume")

@@ -70,6 +70,9 @@ class TrainConfig:
     dev_bleu_sentences: int = 500  # dev sentences decoded (greedy) for dev BLEU at each evaluation
     seed: int = 1  # seed for weights, batch order and dropout
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
+    device: str = "auto"  # "auto" (CUDA if present, else CPU), "cpu" or "cuda"
+    precision: str = "fp32"  # "fp32", or "bf16" autocast (meant for GPUs; weights and optimizer stay fp32)
+    compile: bool = False  # wrap the training forward in torch.compile
 
 
 @dataclass
@@ -107,6 +110,8 @@ class Config:
             raise AttnlabError(f"model.n_heads ({m.n_heads}) must divide model.d_model ({m.d_model})")
         if m.tie_embeddings and not self.tokenizer.joint:
             raise AttnlabError("model.tie_embeddings needs tokenizer.joint = true")
+        if self.train.precision not in ("fp32", "bf16"):
+            raise AttnlabError(f"train.precision must be fp32 or bf16, got {self.train.precision!r}")
         if self.version != CONFIG_VERSION:
             raise AttnlabError(f"config version {self.version} is not supported (this attnlab reads {CONFIG_VERSION})")
 

@@ -4,10 +4,17 @@ accumulation and clipping, dev evaluation, checkpoints, exact resume and a wall-
 Vaswani et al. (2017) section 5: Adam(β1=0.9, β2=0.98, ε=1e-9),
     lrate = d_model^-0.5 · min(step^-0.5, step · warmup_steps^-1.5),
 label smoothing ε_ls = 0.1 (`nn/loss.py`). The trainer calls only the model's public encode / decode / logits.
+
+Under torchrun every rank runs this same loop on its own share of each step's batches (the step's
+`accumulate × world` batches dealt out round-robin), gradients are summed by DistributedDataParallel,
+and the loss is normalised by the step's target tokens over all ranks, so N processes with
+`accumulate = a` take the same steps as one process with `accumulate = N·a`. Rank 0 alone evaluates,
+logs and writes checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -18,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from attnlab import checkpoint
+from attnlab import checkpoint, distributed
 from attnlab.config import Config
 from attnlab.data.batching import Batch, collate, epoch_order, make_batches
 from attnlab.data.parallel import ParallelData, load_pairs
@@ -41,11 +49,23 @@ def inverse_sqrt_lr(step: int, d_model: int, warmup: int, scale: float = 1.0) ->
     return scale * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
+class LossComputer(nn.Module):
+    """What DistributedDataParallel wraps (it hooks `forward`): a batch -> (smoothed loss sum, NLL sum)."""
+
+    def __init__(self, model: Seq2SeqTransformer, epsilon: float) -> None:
+        super().__init__()
+        self.model, self.epsilon = model, epsilon
+
+    def forward(self, src: Tensor, tgt_in: Tensor, tgt_out: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = self.model.decode(tgt_in, memory=self.model.encode(src)).hidden  # (B,T,D)
+        keep = tgt_out != PAD  # (B,T)
+        logits = self.model.logits(hidden[keep]).float()  # (N,V); fp32 even under bf16 autocast
+        return label_smoothed_fused(logits, tgt_out[keep], self.epsilon)
+
+
 def batch_loss(model: Seq2SeqTransformer, batch: Batch, epsilon: float) -> tuple[Tensor, Tensor]:
     """Summed smoothed loss and NLL over the batch's non-pad target positions (pads never reach the output layer)."""
-    hidden = model.decode(batch.tgt_in, memory=model.encode(batch.src)).hidden  # (B,T,D)
-    keep = batch.tgt_out != PAD  # (B,T)
-    return label_smoothed_fused(model.logits(hidden[keep]), batch.tgt_out[keep], epsilon)  # hidden[keep]: (N,D)
+    return LossComputer(model, epsilon)(batch.src, batch.tgt_in, batch.tgt_out)
 
 
 def data_spec(value: str) -> str | tuple[str, str]:
@@ -82,23 +102,32 @@ class Trainer:
         t = cfg.train
         if t.threads > 0:
             torch.set_num_threads(t.threads)
+        self.dist = distributed.setup(t.device)
         torch.manual_seed(t.seed)
         spec = data_spec(cfg.data.train)
         self.train_data = load_pairs(spec, cfg.direction)
         self.dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
         tok_dir = run_dir / checkpoint.TOKENIZER_DIR
-        if resume and tok_dir.is_dir():
-            self.tokenizer = Tokenizer.load(tok_dir)
-        else:
+        if not (resume and tok_dir.is_dir()) and self.dist.main:
             log.info("training the %s tokenizer (%d subwords) on %d pairs", cfg.tokenizer.model_type,
                      cfg.tokenizer.vocab_size, len(self.train_data))
-            self.tokenizer = Tokenizer.train(self.train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed)
+            Tokenizer.train(self.train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed)
+        self.dist.barrier()
+        self.tokenizer = Tokenizer.load(tok_dir)
         cfg.model.vocab_size = self.tokenizer.vocab_size
-        checkpoint.save_config(run_dir, cfg)
+        if self.dist.main:
+            checkpoint.save_config(run_dir, cfg)
         self.train_enc = encode_pairs(self.train_data, self.tokenizer, cfg.data.max_tokens_per_sentence, t.max_tokens)
         self.dev_enc = encode_pairs(self.dev_data, self.tokenizer, 10**9, t.max_tokens)
-        self.model = Seq2SeqTransformer(cfg.model)
+        self.model = Seq2SeqTransformer(cfg.model).to(self.dist.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
+        self.loss_fn: nn.Module = LossComputer(self.model, t.label_smoothing)
+        if self.dist.active:
+            torch.manual_seed(t.seed + 7919 * self.dist.rank)  # same initial weights, different dropout
+            ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
+            self.loss_fn = DistributedDataParallel(self.loss_fn, device_ids=ids)
+        if t.compile:
+            self.loss_fn = torch.compile(self.loss_fn)
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "best_bleu": -1.0,
                                       "best_dev_loss": math.inf, "train_seconds": 0.0}
         self.stop_signal: str | None = None
@@ -111,8 +140,11 @@ class Trainer:
         if ckpt is None:
             raise AttnlabError(f"--resume: no intact checkpoint in {self.run_dir / checkpoint.CHECKPOINT_DIR}")
         self.state.update(checkpoint.load_checkpoint(ckpt, self.model, self.optimizer))
+        if self.dist.active:  # the checkpoint holds rank 0's RNG; give the others their own again
+            torch.manual_seed(self.cfg.train.seed + 7919 * self.dist.rank + self.state["step"])
         log.info("resumed from %s (step %d, epoch %d)", ckpt, self.state["step"], self.state["epoch"])
-        self._truncate_metrics(self.state["step"])
+        if self.dist.main:
+            self._truncate_metrics(self.state["step"])
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log lines written after the checkpoint we resume from, so the log reads as one run."""
@@ -129,6 +161,8 @@ class Trainer:
             path.write_text("".join(ln + "\n" for ln in kept))
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -143,7 +177,7 @@ class Trainer:
         self.model.eval()
         nll_sum, n = 0.0, 0
         for idx in self.dev_enc.batches:
-            batch = collate([self.dev_enc.src[i] for i in idx], [self.dev_enc.tgt[i] for i in idx])
+            batch = collate([self.dev_enc.src[i] for i in idx], [self.dev_enc.tgt[i] for i in idx]).to(self.dist.device)
             _, nll = batch_loss(self.model, batch, 0.0)
             nll_sum, n = nll_sum + nll.item(), n + batch.n_tgt_tokens
         self.model.train()
@@ -182,6 +216,13 @@ class Trainer:
         self.stop_signal = signal.Signals(signum).name
 
     def _done(self, started: float) -> str | None:
+        """Why to stop now (the same answer on every rank), or None."""
+        reason = self._stop_reason(started)
+        if self.dist.active and self.dist.any(reason is not None) and reason is None:
+            reason = "another rank stopped"
+        return reason
+
+    def _stop_reason(self, started: float) -> str | None:
         t, s = self.cfg.train, self.state
         if self.stop_signal:
             return f"stopped by {self.stop_signal}"
@@ -193,28 +234,36 @@ class Trainer:
             return f"reached max_minutes={t.max_minutes:g}"
         return None
 
-    def _next_batches(self) -> list[Batch]:
-        """The next `accumulate` batches in this epoch's seeded order (epochs roll over)."""
+    def _next_batches(self) -> list[list[int]]:
+        """Example indices of the step's next `accumulate × world` batches in this epoch's seeded order."""
         t, s, enc = self.cfg.train, self.state, self.train_enc
         out = []
-        for _ in range(t.accumulate):
+        for _ in range(t.accumulate * self.dist.world):
             order = epoch_order(len(enc.batches), t.seed, s["epoch"])
-            idx = enc.batches[order[s["position"]]]
-            out.append(collate([enc.src[i] for i in idx], [enc.tgt[i] for i in idx]))
+            out.append(enc.batches[order[s["position"]]])
             s["position"] += 1
             if s["position"] == len(order):
                 s["epoch"], s["position"] = s["epoch"] + 1, 0
         return out
 
     def train_step(self) -> dict[str, float]:
-        t = self.cfg.train
-        batches = self._next_batches()
-        n_tokens = sum(b.n_tgt_tokens for b in batches)
+        t, enc, d = self.cfg.train, self.train_enc, self.dist
+        step_batches = self._next_batches()
+        n_tokens = sum(len(enc.tgt[i]) + 1 for idx in step_batches for i in idx)  # over all ranks
+        mine = step_batches[d.rank :: d.world]
         loss_sum = nll_sum = 0.0
-        for batch in batches:
-            loss, nll = batch_loss(self.model, batch, t.label_smoothing)
-            (loss / n_tokens).backward()
+        autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
+        for k, idx in enumerate(mine):
+            batch = collate([enc.src[i] for i in idx], [enc.tgt[i] for i in idx]).to(d.device)
+            last = k == len(mine) - 1
+            sync = contextlib.nullcontext() if last or not d.active else self.loss_fn.no_sync()
+            with sync:
+                with autocast:
+                    loss, nll = self.loss_fn(batch.src, batch.tgt_in, batch.tgt_out)
+                # DDP averages gradients over ranks: scale by world so that they sum instead
+                (loss * (d.world / n_tokens)).backward()
             loss_sum, nll_sum = loss_sum + loss.item(), nll_sum + nll.item()
+        loss_sum, nll_sum = d.sum([loss_sum, nll_sum])
         if t.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm)
         self.state["step"] += 1
@@ -229,8 +278,9 @@ class Trainer:
         t, s = self.cfg.train, self.state
         started = time.monotonic()
         previous = {sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        total = t.max_steps or (t.max_epochs * math.ceil(len(self.train_enc.batches) / t.accumulate)) or None
-        bar = tqdm(total=total, initial=s["step"], unit="step", dynamic_ncols=True, disable=None)
+        per_epoch = math.ceil(len(self.train_enc.batches) / (t.accumulate * self.dist.world))
+        total = t.max_steps or (t.max_epochs * per_epoch) or None
+        bar = tqdm(total=total, initial=s["step"], unit="step", dynamic_ncols=True, disable=None if self.dist.main else True)
         self.model.train()
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "steps": 0, "t0": time.monotonic()}
         last_eval: dict[str, Any] = {}
@@ -250,8 +300,9 @@ class Trainer:
                 if s["step"] % t.eval_every == 0:
                     s["train_seconds"] += time.monotonic() - started
                     started = time.monotonic()
-                    last_eval = self.evaluate_and_save()
-                    bar.write(_eval_line(last_eval))
+                    if self.dist.main:
+                        last_eval = self.evaluate_and_save()
+                        bar.write(_eval_line(last_eval))
         finally:
             bar.close()
             for sig, handler in previous.items():
@@ -259,9 +310,13 @@ class Trainer:
         s["train_seconds"] += time.monotonic() - started
         if window["steps"]:
             self._flush_window(window, self._lr(s["step"]), None, s["train_seconds"])
+        if not self.dist.main:
+            self.dist.close()
+            return {"reason": reason, "rank": self.dist.rank}
         if not last_eval or last_eval["step"] != s["step"]:
             last_eval = self.evaluate_and_save()
         log.info("%s: %s", reason, _eval_line(last_eval))
+        self.dist.close()
         return {"reason": reason, **last_eval}
 
     def _flush_window(self, w: dict[str, Any], lr: float, bar: tqdm | None, elapsed_total: float) -> None:

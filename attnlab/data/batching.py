@@ -26,6 +26,9 @@ class Batch:
     tgt_out: Tensor  # (B, T) target ids + <eos>, right-padded
     n_tgt_tokens: int  # non-pad target tokens (what the loss is averaged over)
 
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device), self.n_tgt_tokens)
+
 
 def make_batches(lengths: Sequence[tuple[int, int]], max_tokens: int) -> list[list[int]]:
     """Group example indices into batches of similar length with B × (S_max + T_max) ≤ max_tokens."""

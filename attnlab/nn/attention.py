@@ -50,30 +50,56 @@ class AttentionOutput:
 
 
 class KVCache:
-    """Keys and values of the positions decoded so far, for one self-attention layer."""
+    """Keys and values of the positions decoded so far, for one self-attention layer.
+
+    They live in buffers with room for more positions (capacity doubles when full), so appending one
+    position writes T new columns in place instead of copying the whole cache as `torch.cat` would.
+    """
 
     def __init__(self) -> None:
-        self.k: Tensor | None = None  # (B, H, S, Dh)
-        self.v: Tensor | None = None
+        self._k: Tensor | None = None  # (B, H, capacity, Dh)
+        self._v: Tensor | None = None
+        self.length = 0  # positions held
 
     @property
-    def length(self) -> int:
-        return 0 if self.k is None else self.k.size(2)
+    def k(self) -> Tensor | None:
+        """(B, H, S, Dh) keys of the S positions held (a view of the buffer)."""
+        return None if self._k is None else self._k[:, :, : self.length]
+
+    @property
+    def v(self) -> Tensor | None:
+        return None if self._v is None else self._v[:, :, : self.length]
+
+    def _grow(self, like: Tensor, need: int) -> None:
+        """Reallocate for at least `need` positions, keeping the ones held. like (B,H,T,Dh): shape and dtype."""
+        b, h, _, dh = like.shape
+        capacity = max(need, 2 * (0 if self._k is None else self._k.size(2)), 16)
+        k, v = like.new_empty(b, h, capacity, dh), like.new_empty(b, h, capacity, dh)
+        if self.length:
+            k[:, :, : self.length] = self._k[:, :, : self.length]
+            v[:, :, : self.length] = self._v[:, :, : self.length]
+        self._k, self._v = k, v
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add the new positions' k/v (B,H,T,Dh); return all of them (B,H,S+T,Dh)."""
-        if self.k is None:
-            self.k, self.v = k, v
-        else:
-            self.k = torch.cat([self.k, k], dim=2)
-            self.v = torch.cat([self.v, v], dim=2)
+        end = self.length + k.size(2)
+        if self._k is None or end > self._k.size(2) or self._k.size(0) != k.size(0):
+            self._grow(k, end)
+        self._k[:, :, self.length : end] = k
+        self._v[:, :, self.length : end] = v
+        self.length = end
         return self.k, self.v
 
     def select(self, index: Tensor) -> None:
         """Keep (and reorder) batch rows: index (B',) into the batch dimension."""
-        if self.k is not None:
-            self.k = self.k.index_select(0, index)
-            self.v = self.v.index_select(0, index)
+        if self._k is None:
+            return
+        n = self.length
+        k = self._k.new_empty(index.numel(), *self._k.shape[1:])  # (B', H, capacity, Dh): the room stays
+        v = self._v.new_empty(index.numel(), *self._v.shape[1:])
+        torch.index_select(self._k[:, :, :n], 0, index, out=k[:, :, :n])  # copies the held positions only
+        torch.index_select(self._v[:, :, :n], 0, index, out=v[:, :, :n])
+        self._k, self._v = k, v
 
 
 class MultiHeadAttention(nn.Module):

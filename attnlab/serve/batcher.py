@@ -1,0 +1,171 @@
+"""Gathers concurrent translation requests into batches for the decoder.
+
+Each sentence of a request is queued as a job with its beam and a future. One worker task takes the
+first waiting job, then keeps taking jobs until it holds `max_batch` sentences or `window_ms` has passed
+since it took the first, and runs the Translator on the batch in a thread of its own. While that batch
+decodes, new jobs pile up in the queue and form the next batch, so under load batches fill without
+waiting. `max_batch = 1` turns batching off: one sentence per decoder call.
+
+The model is only ever used from that one thread, never by two callers at once. Jobs of different beams,
+or asking for attention maps, share a batch but are decoded in separate calls (the Translator takes one
+beam per call, and attention maps come from a single-sentence pass).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from attnlab.errors import AttnlabError
+
+log = logging.getLogger(__name__)
+
+
+class TranslatorLike(Protocol):
+    """What the batcher uses of attnlab.translator.Translator (tests pass fakes)."""
+
+    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]: ...
+    def attention(self, line: str, beam: int | None = None) -> Any: ...
+
+
+class QueueFullError(Exception):
+    """More sentences are waiting than the queue takes; the caller should retry later."""
+
+
+@dataclass
+class _Job:
+    text: str
+    beam: int | None
+    attention: bool  # True: the result is the Translator's AttentionMaps (None for an empty sentence)
+    future: asyncio.Future
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0  # decoder rounds run
+    sentences: int = 0  # sentences decoded
+    largest: int = 0  # most sentences in one round
+
+
+class Batcher:
+    def __init__(self, translator: TranslatorLike, *, max_batch: int, window_ms: float, max_queue: int) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.translator = translator
+        self.max_batch, self.window_s, self.max_queue = max_batch, window_ms / 1000, max_queue
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Sentences queued and not yet taken by the worker."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def start(self) -> None:
+        """Start the worker on the running event loop."""
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnlab-decoder")
+        self._worker = asyncio.create_task(self._run(), name="attnlab-batcher")
+
+    async def stop(self) -> None:
+        """Stop the worker; jobs still waiting fail with an error."""
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        while self._queue is not None and not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(AttnlabError("the server is shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def translate(self, texts: Sequence[str], beam: int | None = None) -> list[str]:
+        """One translation per text, in order."""
+        return await self._submit(texts, beam, attention=False)
+
+    async def attention(self, texts: Sequence[str], beam: int | None = None) -> list[Any]:
+        """One AttentionMaps per text (None where the text has no tokens), in order."""
+        return await self._submit(texts, beam, attention=True)
+
+    async def _submit(self, texts: Sequence[str], beam: int | None, attention: bool) -> list[Any]:
+        if self._queue is None:
+            raise RuntimeError("Batcher.start() has not been called")
+        if self._queue.qsize() + len(texts) > self.max_queue:
+            raise QueueFullError(f"{self._queue.qsize()} sentences are waiting (the queue takes {self.max_queue})")
+        loop = asyncio.get_running_loop()
+        jobs = [_Job(text, beam, attention, loop.create_future()) for text in texts]
+        for job in jobs:
+            self._queue.put_nowait(job)
+        return list(await asyncio.gather(*(job.future for job in jobs)))
+
+    async def _run(self) -> None:
+        while True:
+            await self._process(await self._gather())
+
+    async def _gather(self) -> list[_Job]:
+        """The next batch: the first waiting job, then others until max_batch or the window closes."""
+        assert self._queue is not None
+        batch = [await self._queue.get()]
+        deadline = asyncio.get_running_loop().time() + self.window_s
+        while len(batch) < self.max_batch:
+            if self._queue.empty():
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        batch.append(await self._queue.get())
+                except TimeoutError:
+                    break
+            else:
+                batch.append(self._queue.get_nowait())
+        return [job for job in batch if not job.future.done()]  # drop jobs whose request went away
+
+    async def _process(self, batch: list[_Job]) -> None:
+        groups: dict[tuple[int | None, bool], list[_Job]] = {}
+        for job in batch:
+            groups.setdefault((job.beam, job.attention), []).append(job)
+        if not batch:
+            return
+        loop = asyncio.get_running_loop()
+        for (beam, attention), jobs in groups.items():
+            texts = [job.text for job in jobs]
+            try:
+                results = await loop.run_in_executor(self._executor, self._decode, texts, beam, attention)
+            except Exception as e:  # a failed call fails its requests, never the worker
+                log.exception("decoding %d sentences (beam %s) failed", len(jobs), beam)
+                _settle(jobs, error=e)
+            else:
+                _settle(jobs, results=results)
+        self.stats.batches += 1
+        self.stats.sentences += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))
+
+    def _decode(self, texts: list[str], beam: int | None, attention: bool) -> list[Any]:
+        """Runs in the decoder thread."""
+        if not attention:
+            return self.translator.translate(texts, beam)
+        return [self._attention_one(text, beam) for text in texts]
+
+    def _attention_one(self, text: str, beam: int | None) -> Any:
+        if not text.strip():
+            return None
+        try:
+            return self.translator.attention(text, beam)
+        except AttnlabError:  # the text normalises to no tokens at all
+            return None
+
+
+
+def _settle(jobs: list[_Job], results: list[Any] | None = None, error: Exception | None = None) -> None:
+    """Resolve the futures still waiting (a request that went away has cancelled its own)."""
+    for i, job in enumerate(jobs):
+        if job.future.done():
+            continue
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(results[i])

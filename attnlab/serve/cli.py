@@ -1,0 +1,90 @@
+"""`attnlab serve`: the subcommand that loads a model and serves it over HTTP with uvicorn.
+
+`register(subparsers)` adds the subcommand to the `attnlab` parser. FastAPI, uvicorn and torch are
+imported only when the command runs, so `attnlab --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+from pathlib import Path
+
+from attnlab.errors import AttnlabError
+from attnlab.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `serve` to the subcommands of the `attnlab` parser."""
+    d = ServeSettings()
+    p = sub.add_parser("serve", help="serve a model over HTTP: a JSON API and a page that shows the attention")
+    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host}, this machine only)")
+    p.add_argument("--port", type=int, default=d.port, help=f"TCP port (default: {d.port})")
+    p.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help=f"sentences per decoder call; 1 turns batching off (default: {d.max_batch})")
+    p.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms,
+                   help=f"how long a sentence waits for others to join its batch (default: {d.batch_window_ms})")
+    p.add_argument("--max-texts", type=int, default=d.max_texts, help=f"texts per request (default: {d.max_texts})")
+    p.add_argument("--max-chars", type=int, default=d.max_chars,
+                   help=f"characters per text (default: {d.max_chars})")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
+                   help=f"request body size (default: {d.max_body_bytes})")
+    p.add_argument("--max-beam", type=int, default=d.max_beam, help=f"largest beam a request may ask for (default: {d.max_beam})")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for decoding (default: torch's own)")
+    p.set_defaults(func=cmd_serve)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    settings = ServeSettings(host=args.host, port=args.port, max_batch=args.max_batch,
+                             batch_window_ms=args.batch_window_ms, max_texts=args.max_texts,
+                             max_chars=args.max_chars, max_body_bytes=args.max_body_bytes, max_beam=args.max_beam)
+    try:
+        settings.validate()
+    except AttnlabError as e:  # "max_batch must be ..." -> "--max-batch must be ..."
+        name, _, rest = str(e).partition(" ")
+        raise AttnlabError(f"--{name.replace('_', '-')} {rest}") from None
+    if args.threads is not None and args.threads < 1:
+        raise AttnlabError(f"--threads must be at least 1, got {args.threads}")
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    try:
+        import uvicorn
+
+        from attnlab.serve.app import create_app
+    except ImportError as e:
+        raise AttnlabError(f"serve needs FastAPI and uvicorn ({e.name} is not installed)") from None
+    import torch
+
+    from attnlab.translator import Translator
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    translator = Translator.load(args.model)
+    app = create_app(translator, settings, run_dir=args.model)
+    sock = listen(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    log.info("serving %s (%s) on http://%s:%d/", args.model, translator.cfg.direction, host, port)
+    level = "warning" if getattr(args, "quiet", False) else "info"
+    uvicorn.Server(uvicorn.Config(app, log_level=level)).run(sockets=[sock])
+    return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound socket for uvicorn, so that a taken port is one clear error rather than a log line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise AttnlabError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock

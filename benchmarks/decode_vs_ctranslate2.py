@@ -1,0 +1,125 @@
+"""Decoding speed of attnlab's own PyTorch decoder against CTranslate2 running the very same weights, in one run.
+
+    python benchmarks/decode_vs_ctranslate2.py [--model runs/NAME] [--sentences 1000] [--threads 2]
+                                               [--beams 1 4] [--quantization float32|int8] [--repeat 1]
+
+The attnlab model (a trained run, or with no --model a random-weight model of the small size: d_model 256,
+4 heads, FFN 1024, 3+3 layers, vocabulary 8000) is exported with `attnlab.export.ctranslate2` into a
+temporary folder, so both engines hold identical weights. Both translate the first N distinct source
+sentences of the test split (data/tatoeba-zh-en/test.tsv by default), tokenized once, in the same batches:
+sorted by length, sharing one output length limit (floor(1.5 · source tokens + 10)), token-bounded.
+Each engine gets one warm-up batch, then is timed over all batches (best of --repeat runs).
+
+Printed per beam size: output tokens per second of each engine (tokens kept, <eos> not counted), the
+ratio attnlab / CTranslate2, sacreBLEU of each against the references, and how many outputs are
+identical (greedy outputs must all be: same weights, same search). A random model never says <eos>, so
+every output runs to its length limit: the speed of the decoder itself, not of a model's habits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from attnlab import checkpoint
+from attnlab.config import Config, ModelConfig, TokenizerConfig
+from attnlab.data.batching import pad_sources
+from attnlab.data.parallel import load_pairs
+from attnlab.decoding import DecodeOptions, search
+from attnlab.export.ct2_translator import CT2Translator, batches_by_limit, output_limit
+from attnlab.export.ctranslate2 import export_ctranslate2
+from attnlab.metrics import score
+from attnlab.model import Seq2SeqTransformer
+from attnlab.tokenizer import Tokenizer
+from attnlab.translator import Translator
+
+TOKENIZER_CACHE = Path(".cache/bench-tokenizer")  # shared with train_throughput.py
+
+
+def random_run(run_dir: Path, test: str) -> Path:
+    """A run directory holding a random-weight model of the small size and a Tatoeba tokenizer."""
+    cfg = Config()
+    cfg.data.test = test
+    if (TOKENIZER_CACHE / "joint.model").is_file():
+        tok = Tokenizer.load(TOKENIZER_CACHE)
+    else:
+        print(f"training a tokenizer on {cfg.data.train} into {TOKENIZER_CACHE} (once)")
+        tok = Tokenizer.train(load_pairs(cfg.data.train, cfg.direction).pairs, TokenizerConfig(), TOKENIZER_CACHE)
+    (run_dir / checkpoint.TOKENIZER_DIR).mkdir(parents=True)
+    (run_dir / checkpoint.TOKENIZER_DIR / "joint.model").write_bytes((TOKENIZER_CACHE / "joint.model").read_bytes())
+    cfg.model = ModelConfig(vocab_size=tok.vocab_size)
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(cfg.model)
+    checkpoint.save_config(run_dir, cfg)
+    checkpoint.save_best(run_dir, model, {})
+    return run_dir
+
+
+def timed(decode: Callable[[list[int]], list[list[int]]], batches: list[list[int]], n: int,
+          repeat: int) -> tuple[list[list[int]], float]:
+    """Outputs (in sentence order) and the best wall time over `repeat` runs of all batches."""
+    decode(batches[len(batches) // 2])  # warm-up: allocator, thread pool, kernels
+    best, out = float("inf"), [[] for _ in range(n)]
+    for _ in range(repeat):
+        start = time.perf_counter()
+        results = [decode(b) for b in batches]
+        best = min(best, time.perf_counter() - start)
+    for batch, hyps in zip(batches, results):
+        for i, hyp in zip(batch, hyps):
+            out[i] = hyp
+    return out, best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=None, help="a trained run directory (default: random small model)")
+    p.add_argument("--sentences", type=int, default=1000, help="distinct test source sentences to translate")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads of both engines")
+    p.add_argument("--beams", type=int, nargs="+", default=[1, 4], help="beam sizes to time (1: greedy)")
+    p.add_argument("--quantization", default="float32", choices=["float32", "int8"],
+                   help="CTranslate2 weights (int8 pays off only on CPUs with VNNI/AVX-512)")
+    p.add_argument("--test", default="data/tatoeba-zh-en/test.tsv", help="test pairs (random model only)")
+    p.add_argument("--max-tokens", type=int, default=6000, help="batch budget: rows × (source + output) tokens")
+    p.add_argument("--repeat", type=int, default=1, help="timed runs per engine; the best is reported")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = args.model or random_run(Path(tmp) / "random", args.test)
+        ct2_dir = export_ctranslate2(run_dir, Path(tmp) / "ct2", None if args.quantization == "float32" else "int8")
+        ours = Translator.load(run_dir)
+        theirs = CT2Translator.load(ct2_dir, threads=args.threads)
+        cfg = ours.cfg
+        groups = load_pairs(cfg.data.test, cfg.direction).references()[: args.sentences]
+        src_ids = ours.encode([src for src, _ in groups])
+        refs = [r for _, r in groups]
+        print(f"model: {args.model or 'random weights, small size'}; {len(groups)} sentences, "
+              f"{sum(map(len, src_ids))} source tokens; {args.threads} threads; "
+              f"CTranslate2 {args.quantization}; torch {torch.__version__}")
+        print(f"{'beam':>4} {'attnlab tok/s':>14} {'CT2 tok/s':>10} {'ratio':>6} {'BLEU attnlab':>13} "
+              f"{'BLEU CT2':>9} {'identical':>10}")
+        for beam in args.beams:
+            opts = ours.options(beam)
+            batches = batches_by_limit(src_ids, opts, args.max_tokens)
+            a, t_a = timed(lambda b: search(ours.model, pad_sources([src_ids[i] for i in b]), opts),
+                           batches, len(src_ids), args.repeat)
+            c, t_c = timed(lambda b: theirs.translate_batch([src_ids[i] for i in b], opts,
+                                                            output_limit(len(src_ids[b[0]]), opts)),
+                           batches, len(src_ids), args.repeat)
+            tok_a, tok_c = sum(map(len, a)) / t_a, sum(map(len, c)) / t_c
+            bleu_a = score(ours.tokenizer.decode_tgt(a), refs, cfg.tgt_lang).bleu
+            bleu_c = score(ours.tokenizer.decode_tgt(c), refs, cfg.tgt_lang).bleu
+            same = sum(x == y for x, y in zip(a, c))
+            print(f"{beam:>4} {tok_a:>14.0f} {tok_c:>10.0f} {tok_a / tok_c:>5.2f}x {bleu_a:>13.2f} {bleu_c:>9.2f} "
+                  f"{same:>5}/{len(a)}")
+
+
+if __name__ == "__main__":
+    main()

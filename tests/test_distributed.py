@@ -1,0 +1,35 @@
+"""torchrun with 2 CPU processes (gloo) takes the same steps as one process with the same global batch."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+import torch
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed next to this Python")
+def test_two_processes_match_one_with_the_same_global_batch(tiny_corpus, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    common = ["--config", str(tiny_corpus["config"]), "--set", "train.max_steps=20", "--set", "train.eval_every=10",
+              "--set", "train.dev_bleu_sentences=0", "--quiet"]
+    single = subprocess.run([sys.executable, "-m", "attnlab", "--quiet", "train", *common[:-1], "--out", str(tmp_path / "one"),
+                             "--set", "train.accumulate=2"], env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    multi = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "attnlab", "--quiet", "train",
+                            *common[:-1], "--out", str(tmp_path / "two"), "--set", "train.accumulate=1"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a = load_file(tmp_path / "one" / "checkpoints" / "step-00000020" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "checkpoints" / "step-00000020" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+    losses = lambda d: [r["loss"] for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert losses(tmp_path / "one") == pytest.approx(losses(tmp_path / "two"), rel=1e-4)
