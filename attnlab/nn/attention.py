@@ -148,15 +148,21 @@ class MultiHeadAttention(nn.Module):
         """x (B,T,D) queries. Self-attention: keys from x (plus `cache`). Cross: from `memory` or precomputed `kv`.
 
         `is_causal` applies the causal mask (offset by the cached length); `mask` is any extra bool mask.
+        Cross-attention memory may hold fewer rows than x, B_m = B / K: then each memory row (and mask row)
+        serves K consecutive rows of x (the K beams of one sentence), attended as K·T queries of that row.
         """
         b, t, _ = x.shape
+        shared = 1  # K: rows of x per memory row
         if self.self_attention:
             q, k, v = self._heads(self.in_proj(x), 3)  # each (B,H,T,Dh)
             if cache is not None:
                 k, v = cache.append(k, v)  # (B,H,S,Dh), S = cached + T
         else:
-            (q,) = self._heads(self.q_proj(x), 1)  # (B,H,T,Dh)
             k, v = kv if kv is not None else self.project_kv(memory)
+            shared = b // k.size(0)
+            if shared * k.size(0) != b:
+                raise ValueError(f"memory rows ({k.size(0)}) must divide query rows ({b})")
+            (q,) = self._heads(self.q_proj(x).view(k.size(0), shared * t, self.d_model), 1)  # (B_m,H,K·T,Dh)
         s = k.size(2)
         if is_causal and (mask is not None or need_weights or not self.fused or s != t):
             causal = causal_mask(t, s, x.device)  # (T,S)
@@ -170,5 +176,7 @@ class MultiHeadAttention(nn.Module):
             out, weights = attention_readable(q, k, v, mask, p)
         else:
             out = attention_fused(q, k, v, mask, p, is_causal)
-        out = out.transpose(1, 2).reshape(b, t, self.d_model)  # (B,H,T,Dh) -> (B,T,D)
+        out = out.transpose(1, 2).reshape(b, t, self.d_model)  # (B_m,H,K·T,Dh) -> (B_m,K·T,H,Dh) -> (B,T,D)
+        if weights is not None and shared > 1:  # (B_m,H,K·T,S) -> (B_m,H,K,T,S) -> (B_m,K,H,T,S) -> (B,H,T,S)
+            weights = weights.view(k.size(0), self.n_heads, shared, t, -1).transpose(1, 2).reshape(b, self.n_heads, t, -1)
         return AttentionOutput(self.out_proj(out), weights)
