@@ -9,7 +9,6 @@ re-verified on every use.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
+from attnlab.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,6 @@ def default_cache_dir() -> Path:
     """`$ATTNLAB_CACHE` if set, else `~/.cache/attnlab`."""
     env = os.environ.get("ATTNLAB_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "attnlab"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _verify(path: Path, sha256: str, label: str | None = None) -> None:
