@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.data import normalize
 from attnlab.data.sources import TATOEBA, fetch
 from attnlab.errors import AttnlabError
+from attnlab.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +101,8 @@ def split_rows(rows: list[Row]) -> dict[str, list[Row]]:
 
 def write_split(rows: list[Row], path: Path) -> None:
     """Write one split atomically: header line, one row per line, UTF-8, LF."""
-    text = "".join(line + "\n" for line in [HEADER, *(r.line() for r in rows)])
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, "".join(line + "\n" for line in [HEADER, *(r.line() for r in rows)]))
 
 
 def build_split(raw_tsv: Path, out_dir: Path) -> dict[str, int]:
