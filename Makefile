@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DATA := data/tatoeba-zh-en/train.tsv
 DEMO_MINUTES ?= 13
 
-.PHONY: setup data demo test test-slow bench clean help
+.PHONY: setup data demo test test-slow bench serve clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,10 @@ test-slow:  setup data  ## run only the slow tests
 bench: setup data  ## training throughput against nn.Transformer
 	$(BIN)/python benchmarks/train_throughput.py --batches synthetic
 	$(BIN)/python benchmarks/train_throughput.py --batches tatoeba
+	$(BIN)/python benchmarks/serve_load.py --model runs/demo
+
+serve: setup  ## serve runs/demo: the API and a web page on http://127.0.0.1:8000/
+	$(BIN)/attnlab serve --model runs/demo
 
 clean:  ## remove the virtual environment and caches (keeps data/ and runs/)
 	rm -rf $(VENV) .pytest_cache .cache

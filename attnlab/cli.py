@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
+from attnlab.serve.cli import register as _add_serve
 
 log = logging.getLogger("attnlab")
 DATASETS = ("tatoeba-zh-en",)
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_translate(sub)
     _add_evaluate(sub)
+    _add_serve(sub)
     return p
 
 
@@ -136,9 +138,9 @@ def _read_chunks(stream, interactive: bool):
 def cmd_translate(args: argparse.Namespace) -> int:
     from attnlab.translator import Translator
 
-    translator = Translator.load(args.model)
     if args.beam is not None and args.beam < 1:
         raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
+    translator = Translator.load(args.model)
     stream = open(args.input, "rb") if args.input else sys.stdin.buffer
     interactive = args.input is None and sys.stdin.isatty()
     prompt = f"{translator.cfg.src_lang}> "

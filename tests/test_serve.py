@@ -264,6 +264,38 @@ async def test_batcher_gathers_up_to_max_batch(max_batch, most):
     assert max(fake.calls) == most and sum(fake.calls) == 20
 
 
+async def test_a_lone_client_never_waits_for_the_window():
+    fake = FakeTranslator(seconds=0)
+    batcher = Batcher(fake, max_batch=32, window_ms=5000, max_queue=100)
+    await batcher.start()
+    try:
+        started = time.monotonic()
+        for i in range(3):
+            assert await batcher.translate([f"s{i}"]) == [f"S{i}/None"]
+        elapsed = time.monotonic() - started
+    finally:
+        await batcher.stop()
+    assert elapsed < 2 and fake.calls == [1, 1, 1]
+
+
+async def test_clients_answered_together_stay_in_one_batch():
+    """8 clients in a loop, each sending again 0-14 ms after its answer: they do not split into small batches."""
+    fake = FakeTranslator(seconds=0.03)
+    batcher = Batcher(fake, max_batch=32, window_ms=2000, max_queue=100)
+
+    async def client(i: int) -> None:
+        for _ in range(4):
+            await batcher.translate([f"c{i}"])
+            await asyncio.sleep(0.002 * i)
+
+    await batcher.start()
+    try:
+        await asyncio.gather(*(client(i) for i in range(8)))
+    finally:
+        await batcher.stop()
+    assert fake.calls == [8, 8, 8, 8]
+
+
 async def test_batcher_keeps_beams_apart():
     fake = FakeTranslator()
     batcher = Batcher(fake, max_batch=8, window_ms=30, max_queue=100)
@@ -330,7 +362,7 @@ def test_serve_flag_errors(tmp_path, argv, words):
 
 def test_serve_missing_model(tmp_path):
     with pytest.raises(AttnlabError, match="model directory not found"):
-        cmd_serve(serve_args("--model", str(tmp_path / "nothing")))
+        cmd_serve(serve_args("--model", str(tmp_path / "nothing"), "--port", "0"))
 
 
 def test_taken_port_is_one_clear_error():

@@ -152,13 +152,14 @@ def _add_api(app: FastAPI, batcher: Batcher, settings: ServeSettings, info: Mode
         if body.attention and len(body.texts) > settings.max_attention_texts:
             raise ApiError(422, f"texts: at most {settings.max_attention_texts} texts per request with "
                                 f"attention, got {len(body.texts)}")
+        beam = body.beam if body.beam is not None else info.decode["beam"]  # one batch group per beam
         try:
             if body.attention:
-                maps = await batcher.attention(body.texts, body.beam)
+                maps = await batcher.attention(body.texts, beam)
                 translations = [m.translation if m is not None else "" for m in maps]
                 attention = [attention_result(m, body.attention_layers) for m in maps]
             else:
-                translations, attention = await batcher.translate(body.texts, body.beam), None
+                translations, attention = await batcher.translate(body.texts, beam), None
         except QueueFullError as e:
             raise ApiError(503, f"server busy: {e}; retry later") from None
         timing = round((time.perf_counter() - started) * 1000, 2)

@@ -1,10 +1,16 @@
 """Gathers concurrent translation requests into batches for the decoder.
 
 Each sentence of a request is queued as a job with its beam and a future. One worker task takes the
-first waiting job, then keeps taking jobs until it holds `max_batch` sentences or `window_ms` has passed
-since it took the first, and runs the Translator on the batch in a thread of its own. While that batch
-decodes, new jobs pile up in the queue and form the next batch, so under load batches fill without
-waiting. `max_batch = 1` turns batching off: one sentence per decoder call.
+first waiting job, then gathers more until the batch holds `max_batch` sentences, or as many as were in
+flight during the previous round (that round's batch plus what queued up while it decoded), or until
+`window_ms` has passed since it took the first job; then it runs the Translator on the batch in a thread
+of its own. While that batch decodes, new jobs pile up in the queue for the next round.
+
+Why "as many as were in flight": clients answered together send again together, a few milliseconds
+apart. A worker that starts on whatever is waiting splits them into two half batches that take turns
+for good; expecting the previous round's load lets those requests join one batch, while a lone client
+(previous round: one sentence) never waits. `max_batch = 1` turns batching off: one sentence per
+decoder call, no waiting.
 
 The model is only ever used from that one thread, never by two callers at once. Jobs of different beams,
 or asking for attention maps, share a batch but are decoded in separate calls (the Translator takes one
@@ -58,6 +64,7 @@ class Batcher:
         self.translator = translator
         self.max_batch, self.window_s, self.max_queue = max_batch, window_ms / 1000, max_queue
         self.stats = BatchStats()
+        self._expect = 1  # sentences in flight during the last round: what the next batch waits for
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -109,37 +116,48 @@ class Batcher:
             await self._process(await self._gather())
 
     async def _gather(self) -> list[_Job]:
-        """The next batch: the first waiting job, then others until max_batch or the window closes."""
+        """The next batch: the first job, then more until max_batch, the expected load, or the window's end."""
         assert self._queue is not None
+        loop = asyncio.get_running_loop()
         batch = [await self._queue.get()]
-        deadline = asyncio.get_running_loop().time() + self.window_s
+        target = min(self.max_batch, self._expect)
+        started = loop.time()
+        deadline = started + self.window_s
         while len(batch) < self.max_batch:
-            if self._queue.empty():
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        batch.append(await self._queue.get())
-                except TimeoutError:
-                    break
-            else:
+            if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if len(batch) >= target or remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    batch.append(await self._queue.get())
+            except TimeoutError:
+                break
+        log.debug("batch of %d (expected %d) gathered in %.1f ms", len(batch), target, 1000 * (loop.time() - started))
         return [job for job in batch if not job.future.done()]  # drop jobs whose request went away
 
     async def _process(self, batch: list[_Job]) -> None:
+        if not batch:
+            return
         groups: dict[tuple[int | None, bool], list[_Job]] = {}
         for job in batch:
             groups.setdefault((job.beam, job.attention), []).append(job)
-        if not batch:
-            return
         loop = asyncio.get_running_loop()
         for (beam, attention), jobs in groups.items():
             texts = [job.text for job in jobs]
             try:
                 results = await loop.run_in_executor(self._executor, self._decode, texts, beam, attention)
+            except asyncio.CancelledError:  # stop() while decoding: nobody will answer these
+                _settle(batch, error=AttnlabError("the server is shutting down"))
+                raise
             except Exception as e:  # a failed call fails its requests, never the worker
                 log.exception("decoding %d sentences (beam %s) failed", len(jobs), beam)
                 _settle(jobs, error=e)
             else:
                 _settle(jobs, results=results)
+        self._expect = len(batch) + self._queue.qsize()
         self.stats.batches += 1
         self.stats.sentences += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))

@@ -15,6 +15,7 @@ from attnlab.errors import AttnlabError
 from attnlab.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=d.max_batch,
                    help=f"sentences per decoder call; 1 turns batching off (default: {d.max_batch})")
     p.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms,
-                   help=f"how long a sentence waits for others to join its batch (default: {d.batch_window_ms})")
+                   help=f"the longest a sentence waits for others to join its batch (default: {d.batch_window_ms:g})")
     p.add_argument("--max-texts", type=int, default=d.max_texts, help=f"texts per request (default: {d.max_texts})")
     p.add_argument("--max-chars", type=int, default=d.max_chars,
                    help=f"characters per text (default: {d.max_chars})")
@@ -66,13 +67,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    translator = Translator.load(args.model)
-    app = create_app(translator, settings, run_dir=args.model)
-    sock = listen(settings.host, settings.port)
-    host, port = sock.getsockname()[:2]
-    log.info("serving %s (%s) on http://%s:%d/", args.model, translator.cfg.direction, host, port)
-    level = "warning" if getattr(args, "quiet", False) else "info"
-    uvicorn.Server(uvicorn.Config(app, log_level=level)).run(sockets=[sock])
+    sock = listen(settings.host, settings.port)  # first: a taken port fails before the model loads
+    try:
+        translator = Translator.load(args.model)
+        app = create_app(translator, settings, run_dir=args.model)
+        host, port = sock.getsockname()[:2]
+        if settings.host not in LOOPBACK:
+            log.warning("listening on %s: the API has no authentication; anyone who reaches it can use it", host)
+        log.info("serving %s (%s) on http://%s:%d/", args.model, translator.cfg.direction, host, port)
+        level = "warning" if getattr(args, "quiet", False) else "info"
+        uvicorn.Server(uvicorn.Config(app, log_level=level)).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
 
 

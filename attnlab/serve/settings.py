@@ -21,7 +21,8 @@ class ServeSettings:
     max_beam: int = 8  # largest beam a request may ask for
     max_attention_texts: int = 8  # texts per request when attention maps are asked for
     max_batch: int = 32  # sentences per decoder call; 1 turns batching off (one sentence at a time)
-    batch_window_ms: float = 5.0  # how long the first waiting sentence waits for others to join its batch
+    batch_window_ms: float = 50.0  # the longest the first sentence of a batch waits for others to join
+    # (it waits only while fewer sentences are in hand than were in flight in the previous round)
     max_queue: int = 4096  # sentences waiting for the decoder; beyond it requests get 503
 
     def validate(self) -> None:
