@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,export]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install attnlab
@@ -43,6 +43,7 @@ bench: setup data  ## training throughput against nn.Transformer
 	$(BIN)/python benchmarks/train_throughput.py --batches synthetic
 	$(BIN)/python benchmarks/train_throughput.py --batches tatoeba
 	$(BIN)/python benchmarks/serve_load.py --model runs/demo
+	$(BIN)/python benchmarks/decode_vs_ctranslate2.py --model runs/demo --threads 1
 
 serve: setup  ## serve runs/demo: the API and a web page on http://127.0.0.1:8000/
 	$(BIN)/attnlab serve --model runs/demo

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
+from attnlab.export.cli import register as _add_export
 from attnlab.serve.cli import register as _add_serve
 
 log = logging.getLogger("attnlab")
@@ -53,6 +54,9 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
     p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
     p.add_argument("--input", type=Path, default=None, help="read this file instead of stdin")
+    p.add_argument("--engine", choices=("attnlab", "ctranslate2"), default="attnlab",
+                   help="attnlab: the PyTorch model of a run directory; ctranslate2: a folder written by "
+                        "`attnlab export ctranslate2` (default: attnlab)")
     p.set_defaults(func=cmd_translate)
 
 
@@ -75,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_translate(sub)
     _add_evaluate(sub)
     _add_serve(sub)
+    _add_export(sub)
     return p
 
 
@@ -140,7 +145,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     if args.beam is not None and args.beam < 1:
         raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
-    translator = Translator.load(args.model)
+    if args.engine == "ctranslate2":
+        from attnlab.export.ct2_translator import CT2Translator
+
+        translator = CT2Translator.load(args.model)
+    else:
+        translator = Translator.load(args.model)
     stream = open(args.input, "rb") if args.input else sys.stdin.buffer
     interactive = args.input is None and sys.stdin.isatty()
     prompt = f"{translator.cfg.src_lang}> "

@@ -1,4 +1,4 @@
-"""Decoding speed of attnlab's own PyTorch decoder against CTranslate2 running the very same weights, in one run.
+"""Decoding speed of attnlab's own PyTorch decoder against CTranslate2 running the very same weights.
 
     python benchmarks/decode_vs_ctranslate2.py [--model runs/NAME] [--sentences 1000] [--threads 2]
                                                [--beams 1 4] [--quantization float32|int8] [--repeat 1]
@@ -8,7 +8,8 @@ The attnlab model (a trained run, or with no --model a random-weight model of th
 temporary folder, so both engines hold identical weights. Both translate the first N distinct source
 sentences of the test split (data/tatoeba-zh-en/test.tsv by default), tokenized once, in the same batches:
 sorted by length, sharing one output length limit (floor(1.5 · source tokens + 10)), token-bounded.
-Each engine gets one warm-up batch, then is timed over all batches (best of --repeat runs).
+Each engine runs in a process of its own (two OpenMP runtimes in one process would slow each other),
+gets one warm-up batch, then is timed over all batches (best of --repeat runs); tokenization is not timed.
 
 Printed per beam size: output tokens per second of each engine (tokens kept, <eos> not counted), the
 ratio attnlab / CTranslate2, sacreBLEU of each against the references, and how many outputs are
@@ -20,19 +21,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from attnlab import checkpoint
 from attnlab.config import Config, ModelConfig, TokenizerConfig
-from attnlab.data.batching import pad_sources
 from attnlab.data.parallel import load_pairs
-from attnlab.decoding import DecodeOptions, search
-from attnlab.export.ct2_translator import CT2Translator, batches_by_limit, output_limit
+from attnlab.decoding import DecodeOptions
+from attnlab.export.ct2_translator import batches_by_limit
 from attnlab.export.ctranslate2 import export_ctranslate2
 from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
@@ -40,6 +41,46 @@ from attnlab.tokenizer import Tokenizer
 from attnlab.translator import Translator
 
 TOKENIZER_CACHE = Path(".cache/bench-tokenizer")  # shared with train_throughput.py
+
+
+@dataclass
+class Job:
+    """What one engine's process needs: where the model is, and the batches of tokenized sentences."""
+
+    engine: str  # "attnlab" or "ctranslate2"
+    model_dir: Path  # the run directory (attnlab) or the CTranslate2 export
+    threads: int
+    opts: DecodeOptions
+    batches: list[list[list[int]]]  # batches of source ids
+    repeat: int
+
+
+def run_job(job: Job) -> tuple[list[list[list[int]]], float]:
+    """In a fresh process: load the engine, decode one warm-up batch, then every batch; (outputs, best seconds)."""
+    if job.engine == "attnlab":
+        from attnlab.data.batching import pad_sources
+        from attnlab.decoding import search
+
+        torch.set_num_threads(job.threads)
+        model = Translator.load(job.model_dir).model
+
+        def decode(batch: list[list[int]]) -> list[list[int]]:
+            return search(model, pad_sources(batch), job.opts)
+    else:
+        from attnlab.export.ct2_translator import CT2Translator, output_limit
+
+        engine = CT2Translator.load(job.model_dir, threads=job.threads)
+
+        def decode(batch: list[list[int]]) -> list[list[int]]:
+            return engine.translate_batch(batch, job.opts, output_limit(len(batch[0]), job.opts))
+
+    decode(job.batches[len(job.batches) // 2])  # warm-up: allocator, thread pool, kernels
+    best = float("inf")
+    for _ in range(job.repeat):
+        start = time.perf_counter()
+        outputs = [decode(batch) for batch in job.batches]
+        best = min(best, time.perf_counter() - start)
+    return outputs, best
 
 
 def random_run(run_dir: Path, test: str) -> Path:
@@ -55,25 +96,9 @@ def random_run(run_dir: Path, test: str) -> Path:
     (run_dir / checkpoint.TOKENIZER_DIR / "joint.model").write_bytes((TOKENIZER_CACHE / "joint.model").read_bytes())
     cfg.model = ModelConfig(vocab_size=tok.vocab_size)
     torch.manual_seed(0)
-    model = Seq2SeqTransformer(cfg.model)
     checkpoint.save_config(run_dir, cfg)
-    checkpoint.save_best(run_dir, model, {})
+    checkpoint.save_best(run_dir, Seq2SeqTransformer(cfg.model), {})
     return run_dir
-
-
-def timed(decode: Callable[[list[int]], list[list[int]]], batches: list[list[int]], n: int,
-          repeat: int) -> tuple[list[list[int]], float]:
-    """Outputs (in sentence order) and the best wall time over `repeat` runs of all batches."""
-    decode(batches[len(batches) // 2])  # warm-up: allocator, thread pool, kernels
-    best, out = float("inf"), [[] for _ in range(n)]
-    for _ in range(repeat):
-        start = time.perf_counter()
-        results = [decode(b) for b in batches]
-        best = min(best, time.perf_counter() - start)
-    for batch, hyps in zip(batches, results):
-        for i, hyp in zip(batch, hyps):
-            out[i] = hyp
-    return out, best
 
 
 def main() -> None:
@@ -83,19 +108,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="intra-op threads of both engines")
     p.add_argument("--beams", type=int, nargs="+", default=[1, 4], help="beam sizes to time (1: greedy)")
     p.add_argument("--quantization", default="float32", choices=["float32", "int8"],
-                   help="CTranslate2 weights (int8 pays off only on CPUs with VNNI/AVX-512)")
+                   help="CTranslate2 weights (int8 pays off only on CPUs with AVX-512 VNNI)")
     p.add_argument("--test", default="data/tatoeba-zh-en/test.tsv", help="test pairs (random model only)")
     p.add_argument("--max-tokens", type=int, default=6000, help="batch budget: rows × (source + output) tokens")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per engine; the best is reported")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
+    spawn = multiprocessing.get_context("spawn")
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.model or random_run(Path(tmp) / "random", args.test)
         ct2_dir = export_ctranslate2(run_dir, Path(tmp) / "ct2", None if args.quantization == "float32" else "int8")
         ours = Translator.load(run_dir)
-        theirs = CT2Translator.load(ct2_dir, threads=args.threads)
         cfg = ours.cfg
         groups = load_pairs(cfg.data.test, cfg.direction).references()[: args.sentences]
         src_ids = ours.encode([src for src, _ in groups])
@@ -107,18 +131,25 @@ def main() -> None:
               f"{'BLEU CT2':>9} {'identical':>10}")
         for beam in args.beams:
             opts = ours.options(beam)
-            batches = batches_by_limit(src_ids, opts, args.max_tokens)
-            a, t_a = timed(lambda b: search(ours.model, pad_sources([src_ids[i] for i in b]), opts),
-                           batches, len(src_ids), args.repeat)
-            c, t_c = timed(lambda b: theirs.translate_batch([src_ids[i] for i in b], opts,
-                                                            output_limit(len(src_ids[b[0]]), opts)),
-                           batches, len(src_ids), args.repeat)
-            tok_a, tok_c = sum(map(len, a)) / t_a, sum(map(len, c)) / t_c
-            bleu_a = score(ours.tokenizer.decode_tgt(a), refs, cfg.tgt_lang).bleu
-            bleu_c = score(ours.tokenizer.decode_tgt(c), refs, cfg.tgt_lang).bleu
-            same = sum(x == y for x, y in zip(a, c))
-            print(f"{beam:>4} {tok_a:>14.0f} {tok_c:>10.0f} {tok_a / tok_c:>5.2f}x {bleu_a:>13.2f} {bleu_c:>9.2f} "
-                  f"{same:>5}/{len(a)}")
+            order = batches_by_limit(src_ids, opts, args.max_tokens)
+            batches = [[src_ids[i] for i in b] for b in order]
+            results = {}
+            for engine, model_dir in (("attnlab", run_dir), ("ctranslate2", ct2_dir)):
+                with spawn.Pool(1) as pool:
+                    results[engine] = pool.apply(run_job, (Job(engine, model_dir, args.threads, opts, batches,
+                                                               args.repeat),))
+            outputs, tok_s, bleu = {}, {}, {}
+            for engine, (batch_outputs, seconds) in results.items():
+                out: list[list[int]] = [[] for _ in src_ids]
+                for b, hyps in zip(order, batch_outputs):
+                    for i, hyp in zip(b, hyps):
+                        out[i] = hyp
+                outputs[engine], tok_s[engine] = out, sum(map(len, out)) / seconds
+                bleu[engine] = score(ours.tokenizer.decode_tgt(out), refs, cfg.tgt_lang).bleu
+            same = sum(x == y for x, y in zip(outputs["attnlab"], outputs["ctranslate2"]))
+            a, c = tok_s["attnlab"], tok_s["ctranslate2"]
+            print(f"{beam:>4} {a:>14.0f} {c:>10.0f} {a / c:>5.2f}x {bleu['attnlab']:>13.2f} {bleu['ctranslate2']:>9.2f} "
+                  f"{same:>5}/{len(src_ids)}")
 
 
 if __name__ == "__main__":

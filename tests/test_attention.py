@@ -105,3 +105,34 @@ def test_causal_self_attention_with_cache_equals_full():
 def test_heads_must_divide_width():
     with pytest.raises(ValueError, match="n_heads \\(3\\) must divide d_model \\(16\\)"):
         MultiHeadAttention(d_model=16, n_heads=3)
+
+
+def test_kv_cache_grows_and_reorders():
+    """Past its first capacity the cache keeps every position; select reorders rows, and appends go on after it."""
+    cache = KVCache()
+    ks = [torch.randn(3, 2, 1, 4) for _ in range(40)]
+    for k in ks:
+        got_k, got_v = cache.append(k, -k)
+    torch.testing.assert_close(got_k, torch.cat(ks, 2))
+    torch.testing.assert_close(got_v, -torch.cat(ks, 2))
+    index = torch.tensor([2, 0, 0])
+    cache.select(index)
+    new = torch.randn(3, 2, 1, 4)
+    got_k, _ = cache.append(new, new)
+    torch.testing.assert_close(got_k, torch.cat([torch.cat(ks, 2)[index], new], 2))
+    assert cache.length == 41
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_cross_attention_memory_shared_by_beams(need_weights):
+    """K query rows per memory row (the beams of a sentence) equal the memory repeated K times."""
+    attn = MultiHeadAttention(d_model=16, n_heads=4, self_attention=False).double().eval()
+    x = torch.randn(6, 2, 16, dtype=torch.float64)  # 3 sentences × 2 beams
+    memory = torch.randn(3, 5, 16, dtype=torch.float64)
+    mask = torch.ones(3, 1, 1, 5, dtype=torch.bool)
+    mask[1, ..., 3:] = False
+    shared = attn(x, kv=attn.project_kv(memory), mask=mask, need_weights=need_weights)
+    repeated = attn(x, memory=memory.repeat_interleave(2, 0), mask=mask.repeat_interleave(2, 0), need_weights=need_weights)
+    torch.testing.assert_close(shared.out, repeated.out)
+    if need_weights:
+        torch.testing.assert_close(shared.weights, repeated.weights)

@@ -26,6 +26,7 @@ from attnlab.decoding import (
     length_penalty,
     max_output_lengths,
     search,
+    top_k,
 )
 from attnlab.model import Seq2SeqTransformer
 
@@ -416,3 +417,62 @@ def test_table_batch_mixes_sentences_that_finish_at_different_steps():
     alone = [beam_search_nbest(TableModel(GREEDY_TRAP), src[i:i + 1, : 3 - 2 * i], opts)[0] for i in range(2)]
     assert both == alone
     assert [letters(hs[0].tokens) for hs in both] == ["b", "a"]  # length 1: "a" (ln .5) beats "b" (ln .4)
+
+
+# ---------------------------------------------------------------- invariants of beam search on the trained model
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
+def test_beam_invariants(model, src, alpha):
+    """Per sentence: 1..K finished hypotheses, best first; score = log_prob / lp(length); length counts the
+    <eos> unless the hypothesis was cut at the length limit; no special token in any output."""
+    k = 3
+    opts = DecodeOptions(beam=k, length_penalty=alpha)
+    nbest = beam_search_nbest(model, src, opts)
+    limits = max_output_lengths(src, opts)
+    for hyps, limit in zip(nbest, limits):
+        assert 1 <= len(hyps) <= k
+        scores = [h.score for h in hyps]
+        assert scores == sorted(scores, reverse=True)
+        for h in hyps:
+            assert h.score == pytest.approx(h.log_prob / length_penalty(h.length, alpha))
+            assert h.length == len(h.tokens) + 1 or len(h.tokens) == h.length == limit
+            assert not {PAD, BOS, EOS} & set(h.tokens) and h.log_prob <= 0
+        if alpha == 0.0:  # no penalty: the best hypothesis is the most likely one found
+            assert hyps[0].log_prob == max(h.log_prob for h in hyps)
+    assert beam_search(model, src, opts) == [hyps[0].tokens for hyps in nbest]
+
+
+# An <eos> at the first step finishes the empty hypothesis; its <eos> counts in the length but is not output.
+EOS_FIRST = {
+    "": {"</s>": 0.6, "a": 0.4},
+    "a": {"</s>": 0.5, "a": 0.3, "b": 0.2},
+}
+
+
+def test_eos_at_the_first_step_gives_an_empty_output():
+    """Beam 2, α = 0.6. step 1: </s> ln .6 (rank 0): finished "", length 1, lp(1) = 1 -> -0.510826;
+    a ln .4 (rank 1) goes on. step 2: a </s> ln .2 (rank 0): finished "a", length 2 -> -1.609438 / lp(2).
+    Two finished: done; greedy stops at once as well."""
+    opts = DecodeOptions(beam=2, length_penalty=0.6)
+    (hyps,) = beam_search_nbest(TableModel(EOS_FIRST), ONE_SRC, opts)
+    assert [(letters(h.tokens), h.length) for h in hyps] == [("", 1), ("a", 2)]
+    assert [h.score for h in hyps] == pytest.approx([math.log(0.6), math.log(0.2) / length_penalty(2, 0.6)])
+    assert beam_search(TableModel(EOS_FIRST), ONE_SRC, opts) == [[]]
+    assert greedy_search(TableModel(EOS_FIRST), ONE_SRC, DecodeOptions(beam=1)) == [[]]
+
+
+# ---------------------------------------------------------------- the blocked top-k against torch.topk
+
+@pytest.mark.parametrize("rows, vocab, k", [
+    (5, 8000, 1),     # greedy over the small model's vocabulary
+    (12, 8000, 8),    # beam 4: 2K candidates per row
+    (3, 7993, 8),     # a vocabulary that is not a multiple of the block: the tail is searched too
+    (4, 100, 8),      # too few blocks: plain topk
+    (2, 64 * 40, 2),  # whole blocks only
+])
+def test_top_k_equals_torch_topk(rows, vocab, k):
+    x = torch.randn(rows, vocab, generator=torch.Generator().manual_seed(vocab))
+    x[0, :17] = -math.inf  # <pad>, <bos> and friends
+    values, index = top_k(x, k)
+    expected = x.topk(k, dim=1)
+    assert torch.equal(values, expected.values) and torch.equal(index, expected.indices)

@@ -153,3 +153,67 @@ def test_overfits_a_tiny_batch():
         loss.backward()
         opt.step()
     assert loss.item() < 0.05
+
+
+def _repeat_rows(memory, k: int):
+    """Memory with each sentence's row repeated k times (what beams would see without sharing)."""
+    return type(memory)(memory.states.repeat_interleave(k, 0), memory.src_mask.repeat_interleave(k, 0))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_cached_steps_equal_full_recomputation(norm_first, beams, monkeypatch):
+    """One position at a time through the KV cache, by the inference fast path (`_decode_step`) and by the
+    layers' readable path, equals decoding the whole prefix at once; beams share their sentence's memory."""
+    model = tiny(norm_first=norm_first).eval()
+    src = torch.randint(4, V, (2, 6))
+    src[1, 4:] = 0  # padding in one sentence
+    tgt = torch.randint(4, V, (2 * beams, 5))
+    tgt[:, 0] = 1
+    memory = model.encode(src)
+    full = model.decode(tgt, memory=_repeat_rows(memory, beams)).hidden.detach()  # (2K,5,D)
+    fast_steps = []
+    monkeypatch.setattr(model, "_decode_step", lambda *a: fast_steps.append(1) or type(model)._decode_step(model, *a))
+    for fast in (True, False):
+        state = model.start_decoding(memory)
+        if beams > 1:
+            state.expand_beams(beams)
+        with torch.inference_mode(fast):
+            with torch.set_grad_enabled(not fast):  # gradients on: the layers' own forward
+                steps = [model.decode(tgt[:, t : t + 1], state=state).hidden for t in range(5)]
+        torch.testing.assert_close(torch.cat(steps, 1).detach(), full)
+    assert len(fast_steps) == 5  # the fast path ran for the inference steps only
+
+
+def test_beam_rows_reorder_and_drop_sentences():
+    """DecoderState.select with beams: rows reorder inside each sentence; a dropped sentence takes its memory."""
+    model = tiny().eval()
+    src = torch.randint(4, V, (3, 4))
+    tgt = torch.randint(4, V, (6, 3))
+    with torch.inference_mode():
+        state = model.start_decoding(model.encode(src))
+        state.expand_beams(2)
+        model.decode(tgt[:, :1], state=state)
+        keep = torch.tensor([1, 1, 4, 5])  # sentence 0 (both beams from its row 1) and sentence 2
+        state.select(keep)
+        assert state.src_mask.size(0) == 2 and state.caches[0].k.size(0) == 4
+        out = model.decode(tgt[keep, 1:2], state=state).hidden
+        ref = model.start_decoding(model.encode(src[[0, 2]]))
+        ref.expand_beams(2)
+        model.decode(tgt[keep, :1], state=ref)
+        torch.testing.assert_close(out, model.decode(tgt[keep, 1:2], state=ref).hidden)
+    with pytest.raises(ValueError, match="not a multiple of 2 beams"):
+        state.select(torch.tensor([0, 1, 2]))
+
+
+def test_inference_weight_copies_follow_updates():
+    """logits without gradients use a transposed copy of the output matrix; an in-place update renews it."""
+    model = tiny().eval()
+    h = torch.randn(3, D, dtype=torch.float64)
+    with torch.inference_mode():
+        before = model.logits(h)
+    torch.testing.assert_close(before, h @ model.tgt_embed.weight.T.detach())
+    with torch.no_grad():
+        model.tgt_embed.weight.mul_(2.0)  # e.g. an optimizer step
+    with torch.inference_mode():
+        torch.testing.assert_close(model.logits(h), 2 * before)

@@ -10,8 +10,9 @@ Decoding follows attnlab's options (`decode` table of the config):
     <pad> and <bos>      never emitted (`suppress_sequences`)
     empty output         allowed (`min_decoding_length = 0`)
 so greedy outputs equal attnlab's `greedy_search` token for token. Beam search differs in one respect:
-CTranslate2 divides a finished hypothesis's log-probability by length^α, attnlab by GNMT's ((5 + n) / 6)^α;
-with α = 0 (no penalty) both pick the same best hypothesis.
+CTranslate2 divides a finished hypothesis's log-probability by length^α, attnlab by GNMT's ((5 + n) / 6)^α.
+With α = 0 both keep the same candidates and pick the same best hypothesis, up to CTranslate2 renormalising
+the probabilities once <pad> and <bos> are removed (attnlab leaves their tiny share out).
 
 Reference: CTranslate2 documentation, "Translation" (`Translator.translate_batch` options).
 """
@@ -27,7 +28,8 @@ from attnlab.config import Config, load_config
 from attnlab.data.normalize import normalize_en, normalize_zh
 from attnlab.decoding import DecodeOptions
 from attnlab.errors import AttnlabError
-from attnlab.export.ctranslate2 import CONFIG_COPY, is_export
+from attnlab.export import CONFIG_COPY
+from attnlab.export.ctranslate2 import is_export
 from attnlab.tokenizer import BOS, PAD, SPECIALS, UNK, Tokenizer
 
 try:

@@ -30,6 +30,7 @@ import torch
 
 from attnlab import checkpoint
 from attnlab.errors import AttnlabError
+from attnlab.export import CONFIG_COPY, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.tokenizer import BOS, EOS, SPECIALS, UNK, Tokenizer
@@ -42,7 +43,6 @@ except ImportError:  # the CLI turns this into one line naming the package to in
 
 log = logging.getLogger(__name__)
 
-CONFIG_COPY = "attnlab.toml"  # the run's config.toml, inside the exported folder
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which attnlab uses
 QUANTIZATIONS = tuple(model_spec.ACCEPTED_MODEL_TYPES)  # int8, int8_float32, int16, float16, bfloat16, float32, ...
 
@@ -105,16 +105,17 @@ def _decoder(spec: transformer_spec.TransformerDecoderSpec, model: Seq2SeqTransf
     spec.projection.weight = out.detach().float()  # (V, D), no bias
 
 
-def transformer_spec_of(model: Seq2SeqTransformer, src_vocab: list[str], tgt_vocab: list[str]) -> transformer_spec.TransformerSpec:
-    """A validated-ready TransformerSpec holding the model's weights and the two vocabularies."""
+def transformer_spec_of(model: Seq2SeqTransformer, src_vocab: list[str], tgt_vocab: list[str],
+                        positions: int) -> transformer_spec.TransformerSpec:
+    """A TransformerSpec holding the model's weights, `positions` rows of positional encoding and the vocabularies."""
     cfg = model.cfg
     spec = transformer_spec.TransformerSpec.from_config(
         (cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads, pre_norm=cfg.norm_first,
         activation=common_spec.Activation.RELU,
     )
-    positions = sinusoidal_table(max(cfg.max_positions, 1), cfg.d_model)  # (T, D), interleaved sin/cos
-    _encoder(spec.encoder, model, positions)
-    _decoder(spec.decoder, model, positions)
+    table = sinusoidal_table(positions, cfg.d_model)  # (T, D), interleaved sin/cos
+    _encoder(spec.encoder, model, table)
+    _decoder(spec.decoder, model, table)
     spec.config.unk_token, spec.config.bos_token, spec.config.eos_token = SPECIALS[UNK], SPECIALS[BOS], SPECIALS[EOS]
     spec.config.decoder_start_token = SPECIALS[BOS]
     spec.config.add_source_bos = spec.config.add_source_eos = False
@@ -139,7 +140,8 @@ class AttnlabConverter(Converter):
         checkpoint.load_weights(model, self.run_dir / checkpoint.WEIGHTS_FILE)
         model.eval()
         v = cfg.model.vocab_size
-        spec = transformer_spec_of(model, vocabulary(tokenizer, "src", v), vocabulary(tokenizer, "tgt", v))
+        spec = transformer_spec_of(model, vocabulary(tokenizer, "src", v), vocabulary(tokenizer, "tgt", v),
+                                   positions_needed(cfg))
         for path in sorted(tokenizer_dir.glob("*.model")):
             spec.register_file(str(path))  # joint.model (or src.model + tgt.model) beside model.bin
         spec.register_file(str(self.run_dir / checkpoint.CONFIG_FILE), CONFIG_COPY)
@@ -161,6 +163,8 @@ def export_ctranslate2(run_dir: str | Path, out_dir: str | Path, quantization: s
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise AttnlabError(f"unknown quantization {quantization!r} (known: {', '.join(QUANTIZATIONS)})")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AttnlabError(f"--out {out_dir} is a file, not a folder")
     if out_dir.exists():
         if not force:
             raise AttnlabError(f"{out_dir} already exists; pass --force to replace an earlier export")

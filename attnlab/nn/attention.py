@@ -52,54 +52,50 @@ class AttentionOutput:
 class KVCache:
     """Keys and values of the positions decoded so far, for one self-attention layer.
 
-    They live in buffers with room for more positions (capacity doubles when full), so appending one
-    position writes T new columns in place instead of copying the whole cache as `torch.cat` would.
+    Both live in one buffer with room for more positions (capacity doubles when full), so appending a
+    position writes its columns in place instead of copying the whole cache as `torch.cat` would, and
+    reordering rows (beam search) is one copy of the positions held.
     """
 
     def __init__(self) -> None:
-        self._k: Tensor | None = None  # (B, H, capacity, Dh)
-        self._v: Tensor | None = None
+        self._kv: Tensor | None = None  # (B, 2, H, capacity, Dh): keys, then values
         self.length = 0  # positions held
 
     @property
     def k(self) -> Tensor | None:
         """(B, H, S, Dh) keys of the S positions held (a view of the buffer)."""
-        return None if self._k is None else self._k[:, :, : self.length]
+        return None if self._kv is None else self._kv[:, 0, :, : self.length]
 
     @property
     def v(self) -> Tensor | None:
-        return None if self._v is None else self._v[:, :, : self.length]
-
-    def _grow(self, like: Tensor, need: int) -> None:
-        """Reallocate for at least `need` positions, keeping the ones held. like (B,H,T,Dh): shape and dtype."""
-        b, h, _, dh = like.shape
-        capacity = max(need, 2 * (0 if self._k is None else self._k.size(2)), 16)
-        k, v = like.new_empty(b, h, capacity, dh), like.new_empty(b, h, capacity, dh)
-        if self.length:
-            k[:, :, : self.length] = self._k[:, :, : self.length]
-            v[:, :, : self.length] = self._v[:, :, : self.length]
-        self._k, self._v = k, v
+        return None if self._kv is None else self._kv[:, 1, :, : self.length]
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add the new positions' k/v (B,H,T,Dh); return all of them (B,H,S+T,Dh)."""
-        end = self.length + k.size(2)
-        if self._k is None or end > self._k.size(2) or self._k.size(0) != k.size(0):
-            self._grow(k, end)
-        self._k[:, :, self.length : end] = k
-        self._v[:, :, self.length : end] = v
+        return self.append_kv(torch.stack([k, v], dim=1))
+
+    def append_kv(self, kv: Tensor) -> tuple[Tensor, Tensor]:
+        """Add the new positions' keys and values, kv (B,2,H,T,Dh); return all keys and values (B,H,S+T,Dh)."""
+        end = self.length + kv.size(3)
+        if self._kv is None or end > self._kv.size(3):
+            b, _, h, _, dh = kv.shape
+            capacity = max(end, 2 * (0 if self._kv is None else self._kv.size(3)), 16)
+            grown = kv.new_empty(b, 2, h, capacity, dh)
+            if self.length:
+                grown[:, :, :, : self.length] = self._kv[:, :, :, : self.length]
+            self._kv = grown
+        self._kv[:, :, :, self.length : end] = kv
         self.length = end
         return self.k, self.v
 
     def select(self, index: Tensor) -> None:
         """Keep (and reorder) batch rows: index (B',) into the batch dimension."""
-        if self._k is None:
+        if self._kv is None:
             return
         n = self.length
-        k = self._k.new_empty(index.numel(), *self._k.shape[1:])  # (B', H, capacity, Dh): the room stays
-        v = self._v.new_empty(index.numel(), *self._v.shape[1:])
-        torch.index_select(self._k[:, :, :n], 0, index, out=k[:, :, :n])  # copies the held positions only
-        torch.index_select(self._v[:, :, :n], 0, index, out=v[:, :, :n])
-        self._k, self._v = k, v
+        kv = self._kv.new_empty(index.numel(), *self._kv.shape[1:])  # (B',2,H,capacity,Dh): the room stays
+        torch.index_select(self._kv[:, :, :, :n], 0, index, out=kv[:, :, :, :n])  # copies the held positions only
+        self._kv = kv
 
 
 class MultiHeadAttention(nn.Module):

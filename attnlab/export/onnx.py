@@ -1,0 +1,227 @@
+"""Export a trained run to ONNX as two graphs, the encoder and one decoder step, and run them with onnxruntime.
+
+    encoder.onnx       src (B,S) int64  ->  cross_k_i, cross_v_i (B,H,S,Dh) for every decoder layer i
+    decoder_step.onnx  tokens (N,1) int64, position () int64 (the positions already decoded), src_mask (N,S) bool,
+                       cross_k_i, cross_v_i (N,H,S,Dh), past_k_i, past_v_i (N,H,T,Dh)
+                       ->  logits (N,V), present_k_i, present_v_i (N,H,T+1,Dh)
+The cross-attention keys and values are computed once per sentence, as in `Seq2SeqTransformer.start_decoding`;
+the self-attention cache travels through the step's inputs and outputs (T = 0 at the first step). The
+folder also holds the tokenizer and the run's config, so `OnnxTranslator` decodes from it alone.
+
+The step graph is written out below on (N, D) rows with the model's own parameters: one query per row needs
+no causal mask, and the position is a tensor input, so the graph stays valid for every length (tracing the
+layers' Python control flow would fix lengths at export time). Tests check both graphs against the PyTorch
+model and greedy search through onnxruntime against `attnlab.decoding.greedy_search`.
+
+Exported with PyTorch's TorchScript-based exporter (`dynamo=False`), which needs no package beyond onnx.
+References: PyTorch `torch.onnx.export` documentation; ONNX Runtime Python API (`InferenceSession`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab import checkpoint
+from attnlab.config import Config, load_config
+from attnlab.data.normalize import normalize_en, normalize_zh
+from attnlab.decoding import DecodeOptions, max_output_lengths
+from attnlab.errors import AttnlabError
+from attnlab.export import CONFIG_COPY, positions_needed
+from attnlab.model import Seq2SeqTransformer
+from attnlab.nn.positional import sinusoidal_table
+from attnlab.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE, STEP_FILE = "encoder.onnx", "decoder_step.onnx"
+OPSET = 17
+
+
+class EncoderGraph(nn.Module):
+    """src (B,S) -> per decoder layer, its cross-attention keys and values (B,H,S,Dh)."""
+
+    def __init__(self, model: Seq2SeqTransformer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: Tensor) -> tuple[Tensor, ...]:
+        memory = self.model.encode(src).states  # (B,S,D)
+        return tuple(t for layer in self.model.decoder for t in layer.cross_attn.project_kv(memory))
+
+
+class DecoderStepGraph(nn.Module):
+    """One target position for N rows: what `DecoderLayer.forward` computes with a cache, at inference."""
+
+    def __init__(self, model: Seq2SeqTransformer) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("table", model.positions.table.clone(), persistent=False)  # (P,D) positional encodings
+
+    def forward(self, tokens: Tensor, position: Tensor, src_mask: Tensor, *kv: Tensor) -> tuple[Tensor, ...]:
+        m, n_layers = self.model, len(self.model.decoder)
+        d, heads = m.cfg.d_model, m.cfg.n_heads
+        cross, past = kv[: 2 * n_layers], kv[2 * n_layers:]
+        x = m.tgt_embed(tokens[:, 0]) * math.sqrt(d) + self.table.index_select(0, position.view(1))  # (N,D)
+        mask = src_mask[:, None, None, :]  # (N,1,1,S)
+        present = []
+        for i, layer in enumerate(m.decoder):
+            sa, ca = layer.self_attn, layer.cross_attn
+            h = _norm_in(x, layer.res_self)
+            q, k, v = _heads(sa.in_proj(h), heads, 3)  # each (N,H,1,Dh)
+            k, v = torch.cat([past[2 * i], k], dim=2), torch.cat([past[2 * i + 1], v], dim=2)  # (N,H,T+1,Dh)
+            present += [k, v]
+            a = F.scaled_dot_product_attention(q, k, v)  # (N,H,1,Dh): one query sees every position so far
+            x = _norm_out(x, sa.out_proj(a.reshape(-1, d)), layer.res_self)
+            h = _norm_in(x, layer.res_cross)
+            (q,) = _heads(ca.q_proj(h), heads, 1)
+            a = F.scaled_dot_product_attention(q, cross[2 * i], cross[2 * i + 1], attn_mask=mask)  # (N,H,1,Dh)
+            x = _norm_out(x, ca.out_proj(a.reshape(-1, d)), layer.res_cross)
+            x = _norm_out(x, layer.ffn(_norm_in(x, layer.res_ffn)), layer.res_ffn)
+        out = m.tgt_embed.weight if m.out_proj is None else m.out_proj.weight  # (V,D): one initializer with the embedding
+        return (F.linear(m.decoder_norm(x), out), *present)  # (N,V), then (N,H,T+1,Dh) per layer
+
+
+def _heads(x: Tensor, heads: int, n: int) -> list[Tensor]:
+    """(N, n·D) -> n × (N,H,1,Dh)."""
+    return list(x.view(x.size(0), n, heads, 1, -1).unbind(1))
+
+
+def _norm_in(x: Tensor, res: nn.Module) -> Tensor:
+    return res.norm(x) if res.norm_first else x
+
+
+def _norm_out(x: Tensor, out: Tensor, res: nn.Module) -> Tensor:
+    return x + out if res.norm_first else res.norm(x + out)
+
+
+def _names(n_layers: int, prefix: str) -> list[str]:
+    return [f"{prefix}_{kind}_{i}" for i in range(n_layers) for kind in ("k", "v")]
+
+
+def export_onnx(run_dir: str | Path, out_dir: str | Path, force: bool = False, opset: int = OPSET) -> Path:
+    """Write encoder.onnx, decoder_step.onnx, the tokenizer and the config of a run into out_dir."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AttnlabError(f"--out {out_dir} is a file, not a folder")
+    if out_dir.exists() and not force:
+        raise AttnlabError(f"{out_dir} already exists; pass --force to replace an earlier export")
+    if out_dir.exists() and (out_dir.resolve() == run_dir.resolve() or not (
+            (out_dir / STEP_FILE).is_file() or not any(out_dir.iterdir()))):
+        raise AttnlabError(f"--force replaces only an earlier ONNX export, and {out_dir} is not one")
+    cfg = checkpoint.load_run_config(run_dir)
+    checkpoint.verify_manifest(run_dir)
+    tokenizer_dir = run_dir / checkpoint.TOKENIZER_DIR
+    Tokenizer.load(tokenizer_dir)  # fails early, naming the file, if it is missing or corrupt
+    model = Seq2SeqTransformer(cfg.model)
+    checkpoint.load_weights(model, run_dir / checkpoint.WEIGHTS_FILE)
+    model.eval()
+    model.positions.table = sinusoidal_table(positions_needed(cfg), cfg.model.d_model)  # the graph's fixed table
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    _export_graphs(model, out_dir, opset)
+    for path in sorted(tokenizer_dir.glob("*.model")):
+        shutil.copy(path, out_dir / path.name)
+    shutil.copy(run_dir / checkpoint.CONFIG_FILE, out_dir / CONFIG_COPY)
+    log.info("wrote %s and %s to %s", ENCODER_FILE, STEP_FILE, out_dir)
+    return out_dir
+
+
+def _export_graphs(model: Seq2SeqTransformer, out_dir: Path, opset: int) -> None:
+    cfg = model.cfg
+    n, h, dh = len(model.decoder), cfg.n_heads, cfg.d_model // cfg.n_heads
+    src = torch.tensor([[5, 6, 7], [8, 9, 0]])  # (B=2, S=3): any ids; the axes below stay dynamic
+    cross, past = _names(n, "cross"), _names(n, "past")
+    rows_src = {0: "rows", 2: "src_len"}
+    with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation on every call
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            EncoderGraph(model), (src,), str(out_dir / ENCODER_FILE), dynamo=False, opset_version=opset,
+            input_names=["src"], output_names=cross,
+            dynamic_axes={"src": {0: "rows", 1: "src_len"}, **{c: rows_src for c in cross}},
+        )
+        kv = [torch.zeros(2, h, 3, dh) for _ in cross] + [torch.zeros(2, h, 4, dh) for _ in past]
+        args = (torch.tensor([[5], [6]]), torch.tensor(4), src != model.pad_id, *kv)
+        present = _names(n, "present")
+        torch.onnx.export(
+            DecoderStepGraph(model), args, str(out_dir / STEP_FILE), dynamo=False, opset_version=opset,
+            input_names=["tokens", "position", "src_mask", *cross, *past], output_names=["logits", *present],
+            dynamic_axes={"tokens": {0: "rows"}, "src_mask": {0: "rows", 1: "src_len"}, "logits": {0: "rows"},
+                          **{c: rows_src for c in cross}, **{p: {0: "rows", 2: "past_len"} for p in past},
+                          **{p: {0: "rows", 2: "present_len"} for p in present}},
+        )
+
+
+class OnnxTranslator:
+    """Greedy translation with the two exported graphs on onnxruntime (numpy in, numpy out)."""
+
+    def __init__(self, cfg: Config, tokenizer: Tokenizer, encoder, step) -> None:  # onnxruntime sessions
+        self.cfg, self.tokenizer, self.encoder, self.step = cfg, tokenizer, encoder, step
+        self.normalize = normalize_zh if cfg.src_lang == "zh" else normalize_en
+        self.n_layers = cfg.model.n_decoder_layers
+
+    @classmethod
+    def load(cls, model_dir: str | Path, threads: int = 0) -> "OnnxTranslator":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise AttnlabError("running ONNX exports needs the onnxruntime package: pip install onnxruntime") from None
+        model_dir = Path(model_dir)
+        if not (model_dir / STEP_FILE).is_file():
+            raise AttnlabError(f"{model_dir} is not an ONNX export of an attnlab model (run `attnlab export onnx`)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        sessions = [ort.InferenceSession(str(model_dir / f), options, providers=["CPUExecutionProvider"])
+                    for f in (ENCODER_FILE, STEP_FILE)]
+        return cls(load_config(model_dir / CONFIG_COPY), Tokenizer.load(model_dir), *sessions)
+
+    def greedy_ids(self, src_ids: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Tokenized, non-empty sentences -> output ids, as `greedy_search` decodes them (one batch)."""
+        opts = dataclasses.replace(DecodeOptions.from_config(self.cfg.decode), beam=1)
+        width = max(len(x) for x in src_ids)
+        src = np.array([list(x) + [opts.pad_id] * (width - len(x)) for x in src_ids], dtype=np.int64)  # (B,S)
+        limits = max_output_lengths(torch.from_numpy(src), opts)
+        cross = self.encoder.run(None, {"src": src})
+        names = _names(self.n_layers, "cross"), _names(self.n_layers, "past")
+        h, dh = cross[0].shape[1], cross[0].shape[3]
+        past = [np.zeros((len(src), h, 0, dh), dtype=np.float32) for _ in names[1]]
+        tokens = np.full((len(src), 1), opts.bos_id, dtype=np.int64)
+        out: list[list[int]] = [[] for _ in src_ids]
+        live = np.arange(len(src))  # the sentence of each row
+        for position in range(max(limits)):
+            feed = {"tokens": tokens, "position": np.array(position, dtype=np.int64), "src_mask": src[live] != opts.pad_id,
+                    **{k: c[live] for k, c in zip(names[0], cross)}, **dict(zip(names[1], past))}
+            logits, *past = self.step.run(None, feed)  # (N,V), present k/v
+            logits[:, [opts.pad_id, opts.bos_id]] = -np.inf
+            best = logits.argmax(axis=1)  # (N,)
+            keep = []
+            for row, (b, token) in enumerate(zip(live, best.tolist())):
+                if token != opts.eos_id:
+                    out[b].append(token)
+                    if len(out[b]) < limits[b]:
+                        keep.append(row)
+            if not keep:
+                break
+            live, tokens, past = live[keep], best[keep][:, None], [p[keep] for p in past]
+        return out
+
+    def translate(self, lines: Sequence[str]) -> list[str]:
+        """Greedy translations of text lines (one batch); an empty line gives an empty line."""
+        ids = self.tokenizer.encode_src([self.normalize(line) for line in lines])
+        ids = [x[: self.cfg.decode.max_input_tokens] for x in ids]
+        todo = [i for i, x in enumerate(ids) if x]
+        out: list[list[int]] = [[] for _ in ids]
+        for i, hyp in zip(todo, self.greedy_ids([ids[i] for i in todo]) if todo else []):
+            out[i] = hyp
+        return self.tokenizer.decode_tgt(out)
