@@ -39,26 +39,23 @@ class AttentionMaps:
     cross: Tensor  # (L_dec, H, T, S) decoder cross-attention over the source
 
 
-class Translator:
-    def __init__(self, cfg: Config, tokenizer: Tokenizer, model: Seq2SeqTransformer) -> None:
-        self.cfg, self.tokenizer, self.model = cfg, tokenizer, model
+class TranslatorBase:
+    """What every engine shares: normalisation, tokenization with truncation, decoding options, detokenization.
+
+    Subclasses supply `translate_ids` (the search on a given engine)."""
+
+    def __init__(self, cfg: Config, tokenizer: Tokenizer) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
         self.normalize = normalize_zh if cfg.src_lang == "zh" else normalize_en
         self.truncated = 0  # inputs cut to decode.max_input_tokens so far
 
-    @classmethod
-    def load(cls, run_dir: str | Path) -> "Translator":
-        run_dir = Path(run_dir)
-        cfg = checkpoint.load_run_config(run_dir)
-        checkpoint.verify_manifest(run_dir)
-        tokenizer = Tokenizer.load(run_dir / checkpoint.TOKENIZER_DIR)
-        model = Seq2SeqTransformer(cfg.model)
-        checkpoint.load_weights(model, run_dir / checkpoint.WEIGHTS_FILE)
-        model.eval()
-        return cls(cfg, tokenizer, model)
-
     def options(self, beam: int | None = None) -> DecodeOptions:
         opts = DecodeOptions.from_config(self.cfg.decode)
-        return opts if beam is None else dataclasses.replace(opts, beam=beam)
+        if beam is None:
+            return opts
+        if beam < 1:
+            raise AttnlabError(f"beam must be at least 1, got {beam}")
+        return dataclasses.replace(opts, beam=beam)
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """Normalised, tokenized source ids, truncated to decode.max_input_tokens (with one warning)."""
@@ -72,6 +69,32 @@ class Translator:
             self.truncated += len(long)
             ids = [x[:limit] for x in ids]
         return ids
+
+    def translate_ids(self, src_ids: Sequence[Sequence[int]], beam: int | None = None) -> list[list[int]]:
+        raise NotImplementedError
+
+    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
+        """One output line per input line, in order."""
+        return self.tokenizer.decode_tgt(self.translate_ids(self.encode(lines), beam))
+
+
+class Translator(TranslatorBase):
+    """attnlab's own PyTorch model and search."""
+
+    def __init__(self, cfg: Config, tokenizer: Tokenizer, model: Seq2SeqTransformer) -> None:
+        super().__init__(cfg, tokenizer)
+        self.model = model
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Translator":
+        run_dir = Path(run_dir)
+        cfg = checkpoint.load_run_config(run_dir)
+        checkpoint.verify_manifest(run_dir)
+        tokenizer = Tokenizer.load(run_dir / checkpoint.TOKENIZER_DIR)
+        model = Seq2SeqTransformer(cfg.model)
+        checkpoint.load_weights(model, run_dir / checkpoint.WEIGHTS_FILE)
+        model.eval()
+        return cls(cfg, tokenizer, model)
 
     @torch.inference_mode()
     def translate_ids(self, src_ids: Sequence[Sequence[int]], beam: int | None = None,
@@ -110,7 +133,3 @@ class Translator:
             translation=self.tokenizer.decode_tgt([hyp])[0],
             encoder=stack(memory.attention), decoder=stack(out.self_attention), cross=stack(out.cross_attention),
         )
-
-    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
-        hyps = self.translate_ids(self.encode(lines), beam)
-        return self.tokenizer.decode_tgt(hyps)

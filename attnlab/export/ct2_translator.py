@@ -19,13 +19,12 @@ Reference: CTranslate2 documentation, "Translation" (`Translator.translate_batch
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from attnlab.config import Config, load_config
-from attnlab.data.normalize import normalize_en, normalize_zh
+from attnlab.translator import TranslatorBase
 from attnlab.decoding import DecodeOptions
 from attnlab.errors import AttnlabError
 from attnlab.export import CONFIG_COPY
@@ -37,7 +36,6 @@ try:
 except ImportError:
     raise AttnlabError("the ctranslate2 engine needs the ctranslate2 package: pip install ctranslate2") from None
 
-log = logging.getLogger(__name__)
 
 
 def output_limit(n_src: int, opts: DecodeOptions) -> int:
@@ -61,13 +59,12 @@ def batches_by_limit(src_ids: Sequence[Sequence[int]], opts: DecodeOptions, max_
     return batches
 
 
-class CT2Translator:
+class CT2Translator(TranslatorBase):
     """Translates with a CTranslate2 model exported from an attnlab run."""
 
     def __init__(self, cfg: Config, tokenizer: Tokenizer, engine: "ctranslate2.Translator") -> None:
-        self.cfg, self.tokenizer, self.engine = cfg, tokenizer, engine
-        self.normalize = normalize_zh if cfg.src_lang == "zh" else normalize_en
-        self.truncated = 0  # inputs cut to decode.max_input_tokens so far
+        super().__init__(cfg, tokenizer)
+        self.engine = engine
         self._src_piece = tokenizer.src.id_to_piece
         self._tgt_id = {tokenizer.tgt.id_to_piece(i): i for i in range(tokenizer.tgt.get_piece_size())}
 
@@ -86,27 +83,6 @@ class CT2Translator:
         except (RuntimeError, ValueError) as e:
             raise AttnlabError(f"CTranslate2 cannot load {model_dir}: {e}") from None
         return cls(cfg, tokenizer, engine)
-
-    def options(self, beam: int | None = None) -> DecodeOptions:
-        opts = DecodeOptions.from_config(self.cfg.decode)
-        if beam is not None:
-            if beam < 1:
-                raise AttnlabError(f"beam must be at least 1, got {beam}")
-            opts.beam = beam
-        return opts
-
-    def encode(self, lines: Sequence[str]) -> list[list[int]]:
-        """Normalised, tokenized source ids, truncated to decode.max_input_tokens (with one warning)."""
-        ids = self.tokenizer.encode_src([self.normalize(line) for line in lines])
-        limit = self.cfg.decode.max_input_tokens
-        long = [i for i, x in enumerate(ids) if len(x) > limit]
-        if long:
-            if self.truncated == 0:
-                log.warning("input line %d is longer than %d subwords and was truncated "
-                            "(later long lines are truncated too, without a warning)", long[0] + 1, limit)
-            self.truncated += len(long)
-            ids = [x[:limit] for x in ids]
-        return ids
 
     def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions, limit: int) -> list[list[int]]:
         """One batch of non-empty tokenized sentences, all with output limit `limit` -> output ids."""
@@ -127,6 +103,3 @@ class CT2Translator:
             for i, hyp in zip(batch, self.translate_batch([src_ids[i] for i in batch], opts, limit)):
                 out[i] = hyp
         return out
-
-    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
-        return self.tokenizer.decode_tgt(self.translate_ids(self.encode(lines), beam))
