@@ -67,6 +67,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N source sentences (0: all)")
     p.add_argument("--show", type=int, default=0, help="also print N sample translations to stderr")
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="GNMT length penalty alpha for beam search (default from the model's config)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -178,6 +180,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     translator = Translator.load(args.model)
     cfg = translator.cfg
+    if args.length_penalty is not None:
+        cfg.decode.length_penalty = args.length_penalty
     path = {"test": cfg.data.test, "dev": cfg.data.dev}.get(args.split, args.split)
     groups = load_pairs(data_spec(path), cfg.direction).references()
     if args.limit > 0:
@@ -189,7 +193,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores = score(hyps, [refs for _, refs in groups], cfg.tgt_lang)
     for (src, refs), hyp in list(zip(groups, hyps))[: args.show]:
         print(f"SRC {src}\nREF {refs[0]}\nHYP {hyp}\n", file=sys.stderr)
-    print(json.dumps({"direction": cfg.direction, "split": str(path), "beam": beam, **scores.to_dict(),
+    print(json.dumps({"direction": cfg.direction, "split": str(path), "beam": beam,
+                      "length_penalty": cfg.decode.length_penalty, **scores.to_dict(),
                       "references": max(len(r) for _, r in groups), "seconds": round(seconds, 1)}, ensure_ascii=False))
     return 0
 

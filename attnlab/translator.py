@@ -50,6 +50,7 @@ class TranslatorBase:
         self.truncated = 0  # inputs cut to decode.max_input_tokens so far
 
     def options(self, beam: int | None = None) -> DecodeOptions:
+        """The run's [decode] settings; `beam` overrides its beam size."""
         opts = DecodeOptions.from_config(self.cfg.decode)
         if beam is None:
             return opts
