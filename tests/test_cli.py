@@ -141,3 +141,24 @@ def test_attention_maps_are_the_models(trained):
         torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))
     assert maps.decoder.triu(1).abs().max() == 0  # causal: no weight on later positions
     assert maps.translation == t.translate(["一二三"], beam=1)[0]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_corpus, tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "attnlab", "--quiet", "train", "--config", str(tiny_corpus["config"]),
+                             "--out", str(run_dir), "--set", "train.max_steps=100000", "--set", "train.eval_every=100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["reason"] == "stopped by SIGTERM"
+    ckpts = sorted((run_dir / "checkpoints").glob("step-*"))
+    assert ckpts and ckpts[-1].name == f"step-{result['step']:08d}" and result["step"] < 100000

@@ -32,3 +32,25 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_corpus, tmp_pat
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
     losses = lambda d: [r["loss"] for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
     assert losses(tmp_path / "one") == pytest.approx(losses(tmp_path / "two"), rel=1e-4)
+
+
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed next to this Python")
+def test_resume_under_torchrun(tiny_corpus, tmp_path):
+    """Stop a 2-process run at step 10, resume it to step 20: the same weights as the 1-process run."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    base = ["--config", str(tiny_corpus["config"]), "--set", "train.eval_every=10", "--set", "train.dev_bleu_sentences=0"]
+    torchrun = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "attnlab", "--quiet", "train"]
+    first = subprocess.run([*torchrun, *base, "--out", str(tmp_path / "two"), "--set", "train.max_steps=10"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = subprocess.run([*torchrun, "--out", str(tmp_path / "two"), "--resume", "--set", "train.max_steps=20"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "attnlab", "--quiet", "train", *base, "--out", str(tmp_path / "one"),
+                             "--set", "train.max_steps=20", "--set", "train.accumulate=2"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    a = load_file(tmp_path / "one" / "checkpoints" / "step-00000020" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "checkpoints" / "step-00000020" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
