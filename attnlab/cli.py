@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a missing input, an unwritable output folder, a full disk: name the file
+        where = f": {e.filename}" if e.filename else ""
+        print(f"attnlab: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -118,6 +118,15 @@ def test_empty_corpus(tiny_corpus, tmp_path, capsys):
     assert code == 2 and "no sentence pairs" in err
 
 
+def test_missing_input_and_unwritable_output(trained, tiny_corpus, tmp_path, capsys):
+    code, _, err = run(["translate", "--model", str(trained), "--input", str(tmp_path / "none.txt")], capsys)
+    assert code == 2 and err.strip() == f"attnlab: error: No such file or directory: {tmp_path / 'none.txt'}"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(["train", "--config", str(tiny_corpus["config"]), "--out", str(blocker / "run")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(blocker) in err
+
+
 def test_refuses_to_overwrite_a_run(trained, tiny_corpus, capsys):
     code, _, err = run(["train", "--config", str(tiny_corpus["config"]), "--out", str(trained)], capsys)
     assert code == 2 and "--resume" in err
