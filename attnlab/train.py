@@ -34,6 +34,7 @@ from attnlab.config import Config
 from attnlab.data.batching import Batch, collate, epoch_order, make_batches
 from attnlab.data.parallel import ParallelData, load_pairs
 from attnlab.errors import AttnlabError
+from attnlab.fileio import atomic_write_text
 from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.loss import label_smoothed_fused
@@ -104,8 +105,7 @@ class Trainer:
             torch.set_num_threads(t.threads)
         self.dist = distributed.setup(t.device)
         torch.manual_seed(t.seed)
-        spec = data_spec(cfg.data.train)
-        self.train_data = load_pairs(spec, cfg.direction)
+        self.train_data = load_pairs(data_spec(cfg.data.train), cfg.direction)
         self.dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
         tok_dir = run_dir / checkpoint.TOKENIZER_DIR
         if not (resume and tok_dir.is_dir()) and self.dist.main:
@@ -158,7 +158,7 @@ class Trainer:
                         kept.append(ln)
                 except ValueError:
                     pass
-            path.write_text("".join(ln + "\n" for ln in kept))
+            atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.main:

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from attnlab.cli import main
-from attnlab.decoding import DecodeOptions, beam_search
+from attnlab.decoding import beam_search
 from attnlab.errors import AttnlabError
 from attnlab.translator import Translator
 from conftest import TINY_CONFIG, number_pairs, write_tatoeba
