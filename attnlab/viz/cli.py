@@ -1,0 +1,135 @@
+"""`attnlab viz`: pictures of a model's insides, each written as PNG or SVG (by the --out suffix).
+
+    attnlab viz attention  --model runs/NAME "我们试试看！" [--layer L] [--head H] [--kind cross|encoder|decoder] --out FILE
+    attnlab viz positions  [--dim 128] [--length 100] --out FILE
+    attnlab viz scaling    [--dim 64] --out FILE
+    attnlab viz embeddings --vectors DIR [--words FILE | --top 300] [--method pca|tsne] --out FILE
+    attnlab viz training   --run runs/NAME --out FILE
+    attnlab viz report     --run runs/NAME [--out FILE]
+
+`register(subparsers)` adds the subcommand to the `attnlab` parser; matplotlib and scikit-learn are
+imported only when a command runs. On success one line of JSON goes to stdout (the file written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="image to write: FILE.png or FILE.svg")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `viz` (with its subcommands) to the `attnlab` parser."""
+    p = sub.add_parser("viz", help="draw attention maps, positional encoding, embeddings, training curves")
+    vsub = p.add_subparsers(dest="viz_command", required=True, metavar="PICTURE")
+
+    a = vsub.add_parser("attention", help="attention heatmaps of one sentence, with the subword tokens on both axes")
+    a.add_argument("sentence", help="the source sentence to translate and show")
+    a.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    a.add_argument("--kind", choices=("cross", "encoder", "decoder"), default="cross",
+                   help="cross: target over source; encoder / decoder: self-attention (default: cross)")
+    a.add_argument("--layer", type=int, default=-1, help="layer, counted from 0; -1 is the last (default: -1)")
+    a.add_argument("--head", type=int, default=None,
+                   help="draw only this head (from 0); without it: every head of the layer and their mean")
+    a.add_argument("--beam", type=int, default=None, help="beam size of the translation (default from the model's config)")
+    _out(a)
+    a.set_defaults(func=cmd_attention)
+
+    pos = vsub.add_parser("positions", help="the sinusoidal positional encoding, some of its waves, position similarity")
+    pos.add_argument("--dim", type=int, default=128, help="encoding width (even; default: 128)")
+    pos.add_argument("--length", type=int, default=100, help="number of positions (default: 100)")
+    _out(pos)
+    pos.set_defaults(func=cmd_positions)
+
+    s = vsub.add_parser("scaling", help="why scores are divided by √d: q·k variance and softmax entropy, with and without")
+    s.add_argument("--dim", type=int, default=64, help="vector width of the histogram panel (default: 64)")
+    s.add_argument("--samples", type=int, default=20000, help="random (q, k) pairs per width (default: 20000)")
+    s.add_argument("--keys", type=int, default=32, help="keys per softmax row for the entropy curve (default: 32)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _out(s)
+    s.set_defaults(func=cmd_scaling)
+
+    e = vsub.add_parser("embeddings", help="a labelled 2-D map (PCA or t-SNE) of word vectors or a model's embeddings")
+    e.add_argument("--vectors", type=Path, required=True,
+                   help="a word-vectors folder (or .bin/.txt file), or a run directory (its embedding matrix)")
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--words", type=Path, default=None, help="file with the words to draw, one per line")
+    which.add_argument("--top", type=int, default=300, help="draw the N most frequent words (default: 300)")
+    e.add_argument("--method", choices=("pca", "tsne"), default="pca", help="2-D projection (default: pca)")
+    e.add_argument("--seed", type=int, default=0, help="random seed for t-SNE (default: 0)")
+    _out(e)
+    e.set_defaults(func=cmd_embeddings)
+
+    t = vsub.add_parser("training", help="loss, perplexity, dev BLEU and learning rate against steps")
+    t.add_argument("--run", type=Path, required=True, help="run directory (or its metrics.jsonl)")
+    _out(t)
+    t.set_defaults(func=cmd_training)
+
+    r = vsub.add_parser("report", help="write the run's self-contained report.html (curves, scores, samples, attention)")
+    r.add_argument("--run", type=Path, required=True, help="run directory of a trained model")
+    r.add_argument("--out", type=Path, default=None, help="HTML file to write (default: RUN/report.html)")
+    r.add_argument("--count", type=int, default=3, help="number of test sentences shown (default: 3)")
+    r.add_argument("--sentence", action="append", default=None, help="show this sentence instead (repeatable)")
+    r.set_defaults(func=cmd_report)
+
+
+def _done(out: Path, **extra) -> int:
+    print(json.dumps({"out": str(out), **extra}, ensure_ascii=False))
+    return 0
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from attnlab.translator import Translator
+    from attnlab.viz.attention import plot_attention
+    from attnlab.viz.figure import image_format
+
+    image_format(args.out)  # a bad suffix fails before the model loads
+    maps = Translator.load(args.model).attention(args.sentence, beam=args.beam)
+    picture = plot_attention(maps, args.out, args.kind, args.layer, args.head)
+    return _done(args.out, translation=maps.translation, layer=picture.layer, heads=picture.heads)
+
+
+def cmd_positions(args: argparse.Namespace) -> int:
+    from attnlab.viz.positions import plot_positions
+
+    plot_positions(args.out, args.dim, args.length)
+    return _done(args.out)
+
+
+def cmd_scaling(args: argparse.Namespace) -> int:
+    from attnlab.viz.scaling import plot_scaling
+
+    picture = plot_scaling(args.out, args.dim, args.samples, args.keys, args.seed)
+    i = picture.dims.index(args.dim)
+    return _done(args.out, variance=round(float(picture.var_unscaled[i]), 3),
+                 variance_scaled=round(float(picture.var_scaled[i]), 3))
+
+
+def cmd_embeddings(args: argparse.Namespace) -> int:
+    from attnlab.viz.embeddings import choose, is_run_dir, load_any, plot_embeddings, read_words, script_groups
+    from attnlab.viz.figure import image_format
+
+    image_format(args.out)
+    vectors = load_any(args.vectors)
+    words, matrix = choose(vectors, read_words(args.words) if args.words else None, args.top)
+    groups = script_groups(words) if is_run_dir(args.vectors) and len(set(script_groups(words))) > 1 else None
+    picture = plot_embeddings(words, matrix, args.out, args.method, groups, title=f"{args.vectors}: {len(words)} words, {args.method.upper()}", seed=args.seed)
+    return _done(args.out, words=len(picture.words))
+
+
+def cmd_training(args: argparse.Namespace) -> int:
+    from attnlab.viz.training import plot_training
+
+    plot_training(args.run, args.out)
+    return _done(args.out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from attnlab.viz.report import write_report
+
+    report = write_report(args.run, args.sentence, args.count, args.out)
+    return _done(report.path, samples=len(report.samples))
