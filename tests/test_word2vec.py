@@ -170,7 +170,7 @@ def test_one_thread_with_a_seed_is_deterministic_and_seeds_matter():
 
 def test_several_threads_train_as_well():
     cfg = Word2VecConfig(arch="cbow", dim=24, window=3, min_count=1, sample=0, epochs=5, threads=2, seed=3)
-    vectors, stats = train(planted_sentences(), cfg, show_progress=False)
+    vectors, stats = train(planted_sentences(), cfg, show_progress=True)  # the progress bar's path too
     assert stats.trained_words == 5 * 3000 * 12
     assert _group_purity(vectors) >= 0.9
 
