@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from attnlab.errors import AttnlabError
+
 
 def _out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="image to write: FILE.png or FILE.svg")
@@ -54,8 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_scaling)
 
     e = vsub.add_parser("embeddings", help="a labelled 2-D map (PCA or t-SNE) of word vectors or a model's embeddings")
-    e.add_argument("--vectors", type=Path, required=True,
+    e.add_argument("--vectors", type=Path, default=None,
                    help="a word-vectors folder (or .bin/.txt file), or a run directory (its embedding matrix)")
+    e.add_argument("--aligned", type=Path, default=None,
+                   help="instead of --vectors: an aligned folder (`attnlab align`): Chinese and English words in one "
+                        "map, dictionary pairs joined by lines")
+    e.add_argument("--dict", type=Path, default=Path("data/cedict/test.tsv"),
+                   help="with --aligned: the `zh TAB en` pairs to draw (default: data/cedict/test.tsv)")
+    e.add_argument("--pairs", type=int, default=30, help="with --aligned: how many pairs to draw (default: 30)")
     which = e.add_mutually_exclusive_group()
     which.add_argument("--words", type=Path, default=None, help="file with the words to draw, one per line")
     which.add_argument("--top", type=int, default=300, help="draw the N most frequent words (default: 300)")
@@ -114,11 +122,32 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     from attnlab.viz.figure import image_format
 
     image_format(args.out)
+    if (args.aligned is None) == (args.vectors is None):
+        raise AttnlabError("viz embeddings needs exactly one of --vectors and --aligned")
+    if args.aligned is not None:
+        return _bilingual(args)
     vectors = load_any(args.vectors)
     words, matrix = choose(vectors, read_words(args.words) if args.words else None, args.top)
     groups = script_groups(words) if is_run_dir(args.vectors) and len(set(script_groups(words))) > 1 else None
     picture = plot_embeddings(words, matrix, args.out, args.method, groups, title=f"{args.vectors}: {len(words)} words, {args.method.upper()}", seed=args.seed)
     return _done(args.out, words=len(picture.words))
+
+
+def _bilingual(args: argparse.Namespace) -> int:
+    from attnlab.align.dictionary import read_pairs
+    from attnlab.align.space import AlignedSpace
+    from attnlab.viz.bilingual import plot_bilingual
+
+    space = AlignedSpace.load(args.aligned)
+    if not args.dict.is_file():
+        raise AttnlabError(f"{args.dict}: no such dictionary (pass --dict zh TAB en pairs)")
+    first = {}  # one pair per Chinese headword, the first listed
+    for zh, en in read_pairs(args.dict):
+        if zh in space.src.index and en in space.tgt.index:
+            first.setdefault(zh, en)
+    pairs = sorted(first.items(), key=lambda p: space.src.index[p[0]])  # most frequent Chinese words first
+    picture = plot_bilingual(space, pairs, args.out, max_pairs=args.pairs)
+    return _done(args.out, words=len(picture.src_words) + len(picture.tgt_words))
 
 
 def cmd_training(args: argparse.Namespace) -> int:
