@@ -105,11 +105,33 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
 
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     trainer_state: dict[str, Any], keep: int = 2) -> Path:
-    """Write checkpoints/step-N as a whole (temp folder + rename), then prune all but the newest `keep`."""
+    """Write checkpoints/step-N as a whole (temp folder + rename), then prune all but the newest `keep`.
+
+    A write that fails (disk full, read-only folder) removes its temp folder, keeps every older
+    checkpoint, and raises AttnlabError naming the checkpoint."""
     root = run_dir / CHECKPOINT_DIR
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{trainer_state['step']:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    tmp = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        _write_checkpoint(tmp, final, model, optimizer, trainer_state)
+    except OSError as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        kept = latest_checkpoint(run_dir)
+        raise AttnlabError(f"cannot write checkpoint {final}: {e.strerror or e}"
+                           f"{f' ({e.filename})' if e.filename else ''}; the newest intact checkpoint, "
+                           f"{kept or 'none'}, is kept") from None
+    for old in sorted(root.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _write_checkpoint(tmp: Path, final: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                      trainer_state: dict[str, Any]) -> None:
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     opt_tensors["rng.torch"] = torch.get_rng_state()
     atomic_write_bytes(tmp / WEIGHTS_FILE, weights_bytes(model))
@@ -120,12 +142,6 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-    for old in sorted(root.glob("step-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-*"):
-        if stale != tmp:
-            shutil.rmtree(stale, ignore_errors=True)
-    return final
 
 
 def _intact(ckpt: Path) -> bool:
@@ -166,9 +182,15 @@ def save_config(run_dir: Path, cfg: Config) -> None:
 
 def save_best(run_dir: Path, model: nn.Module, scores: dict[str, Any]) -> None:
     """The weights translate/evaluate use, their scores, and the manifest of checksums."""
-    atomic_write_bytes(run_dir / WEIGHTS_FILE, weights_bytes(model))
-    atomic_write_text(run_dir / SCORES_FILE, json.dumps(scores, indent=1))
-    write_manifest(run_dir)
+    try:
+        atomic_write_bytes(run_dir / WEIGHTS_FILE, weights_bytes(model))
+        atomic_write_text(run_dir / SCORES_FILE, json.dumps(scores, indent=1))
+        write_manifest(run_dir)
+    except OSError as e:  # a full disk names no file: say which one we were writing
+        for partial in run_dir.glob(".*.tmp-*"):  # atomic_write_bytes' temp files
+            partial.unlink(missing_ok=True)
+        raise AttnlabError(f"cannot write the best weights to {run_dir / WEIGHTS_FILE}: {e.strerror or e}; "
+                           f"the checkpoints in {run_dir / CHECKPOINT_DIR} are kept (--resume)") from None
 
 
 def write_manifest(run_dir: Path) -> None:
@@ -188,6 +210,18 @@ def verify_manifest(run_dir: Path) -> None:
             raise AttnlabError(f"{f} is missing from the model directory")
         if sha256_file(f) != digest:
             raise AttnlabError(f"{f} does not match its checksum in {path}: the file is corrupt or was changed")
+
+
+def check_direction(run_dir: Path, cfg: Config) -> None:
+    """The best weights' scores.json records the direction they were trained for; it must be the config's."""
+    path = run_dir / SCORES_FILE
+    try:
+        trained = json.loads(path.read_text(encoding="utf-8")).get("direction")
+    except (OSError, ValueError, AttributeError):
+        return  # scores are optional (older runs, hand-made folders); the manifest guards the weights
+    if trained is not None and trained != cfg.direction:
+        raise AttnlabError(f"{path}: these weights were trained for {trained}, but {run_dir / CONFIG_FILE} "
+                           f"says {cfg.direction}; the folder mixes files of two runs")
 
 
 def load_run_config(run_dir: Path) -> Config:

@@ -62,6 +62,8 @@ class TrainConfig:
     warmup_steps: int = 4000  # linear warmup length of the inverse-sqrt schedule
     label_smoothing: float = 0.1  # epsilon of label-smoothed cross-entropy (padding excluded)
     clip_norm: float = 1.0  # gradient-norm clipping threshold (0 disables)
+    max_bad_steps: int = 5  # consecutive steps with a NaN/inf loss or gradient (each skipped, weights
+    # untouched) after which the run stops with an error; fp32 and bf16 need no loss scaling, so none is used
     max_steps: int = 0  # stop after this many optimizer steps (0: no limit)
     max_epochs: int = 0  # stop after this many passes over the data (0: no limit)
     max_minutes: float = 0.0  # wall-clock budget in minutes (0: no limit)
@@ -73,6 +75,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA if present, else CPU), "cpu" or "cuda"
     precision: str = "fp32"  # "fp32", or "bf16" autocast (meant for GPUs; weights and optimizer stay fp32)
     compile: bool = False  # wrap the training forward in torch.compile
+    init_embeddings: str = ""  # comma-separated Word2Vec vector folders that start the embeddings ("" = random)
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Config:
             raise AttnlabError("model.tie_embeddings needs tokenizer.joint = true")
         if self.train.precision not in ("fp32", "bf16"):
             raise AttnlabError(f"train.precision must be fp32 or bf16, got {self.train.precision!r}")
+        if self.train.max_bad_steps < 1:
+            raise AttnlabError(f"train.max_bad_steps must be at least 1, got {self.train.max_bad_steps}")
         if self.version != CONFIG_VERSION:
             raise AttnlabError(f"config version {self.version} is not supported (this attnlab reads {CONFIG_VERSION})")
 

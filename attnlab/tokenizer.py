@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -29,6 +30,12 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 JOINT_FILE, SRC_FILE, TGT_FILE = "joint.model", "src.model", "tgt.model"
 MAX_TRAIN_SENTENCES = 2_000_000
+_SURROGATE = re.compile("[\ud800-\udfff]")  # lone UTF-16 halves: a str from a bad decoder
+
+
+def encodable(text: str) -> str:
+    """The text with lone surrogates (which UTF-8 cannot hold, so sentencepiece rejects) made U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int) -> bytes:
@@ -98,10 +105,10 @@ class Tokenizer:
         return cls(proc(SRC_FILE), proc(TGT_FILE), False)
 
     def encode_src(self, texts: Iterable[str]) -> list[list[int]]:
-        return self.src.encode(list(texts))
+        return self.src.encode([encodable(t) for t in texts])
 
     def encode_tgt(self, texts: Iterable[str]) -> list[list[int]]:
-        return self.tgt.encode(list(texts))
+        return self.tgt.encode([encodable(t) for t in texts])
 
     def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
         return [self.tgt.decode([i for i in seq if i >= UNK]) for seq in ids]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +23,16 @@ from attnlab.data.normalize import normalize_en, normalize_zh
 from attnlab.decoding import DecodeOptions, search
 from attnlab.model import Seq2SeqTransformer
 from attnlab.errors import AttnlabError
-from attnlab.tokenizer import BOS, EOS, Tokenizer
+from attnlab.tokenizer import BOS, EOS, Tokenizer, encodable
 
 log = logging.getLogger(__name__)
+# every character str.splitlines() breaks on: none may reach an output line, or line counts drift
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """The text with line and paragraph separators turned into spaces: it prints as exactly one line."""
+    return _LINE_BREAKS.sub(" ", text)
 
 
 @dataclass
@@ -60,7 +68,7 @@ class TranslatorBase:
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """Normalised, tokenized source ids, truncated to decode.max_input_tokens (with one warning)."""
-        ids = self.tokenizer.encode_src([self.normalize(line) for line in lines])
+        ids = self.tokenizer.encode_src([self.normalize(encodable(line)) for line in lines])
         limit = self.cfg.decode.max_input_tokens
         long = [i for i, x in enumerate(ids) if len(x) > limit]
         if long:
@@ -75,8 +83,8 @@ class TranslatorBase:
         raise NotImplementedError
 
     def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
-        """One output line per input line, in order."""
-        return self.tokenizer.decode_tgt(self.translate_ids(self.encode(lines), beam))
+        """One output line per input line, in order (no output holds a line break of any kind)."""
+        return [one_line(t) for t in self.tokenizer.decode_tgt(self.translate_ids(self.encode(lines), beam))]
 
 
 class Translator(TranslatorBase):
@@ -91,6 +99,7 @@ class Translator(TranslatorBase):
         run_dir = Path(run_dir)
         cfg = checkpoint.load_run_config(run_dir)
         checkpoint.verify_manifest(run_dir)
+        checkpoint.check_direction(run_dir, cfg)
         tokenizer = Tokenizer.load(run_dir / checkpoint.TOKENIZER_DIR)
         model = Seq2SeqTransformer(cfg.model)
         checkpoint.load_weights(model, run_dir / checkpoint.WEIGHTS_FILE)

@@ -15,11 +15,13 @@ produced target piece t (the last is <eos>); each row sums to 1.
 Every error is JSON {"error": "..."} naming what is wrong: 400 malformed JSON, 413 body too large,
 415 not JSON, 422 wrong types / empty list / over-limit texts, 404/405 unknown route or method,
 503 queue full. Requests are parsed as JSON into typed fields and nothing else: the server loads
-no pickles and never evaluates its input.
+no pickles and never evaluates its input. Lone UTF-16 surrogates escaped in a JSON string ("\\ud800")
+become U+FFFD rather than failing the request.
 """
 
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
@@ -36,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from attnlab import checkpoint
 from attnlab.serve.batcher import Batcher, QueueFullError
 from attnlab.serve.settings import ServeSettings
+from attnlab.tokenizer import encodable
 
 log = logging.getLogger(__name__)
 
@@ -301,10 +304,39 @@ class BodyLimit:
                 return await self._too_large(scope, receive, send, f"over {self.max_bytes} bytes")
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
+        body = mend_surrogates(b"".join(chunks))
+        headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-length"]
+        scope = dict(scope, headers=[*headers, (b"content-length", str(len(body)).encode())])
+        await self.app(scope, _replay(body, receive), send)
 
     async def _too_large(self, scope: dict, receive: Any, send: Any, size: str) -> None:
         await _respond(scope, receive, send, 413, f"request body too large: {size} (the limit is {self.max_bytes} bytes)")
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]", re.ASCII)
+
+
+def mend_surrogates(body: bytes) -> bytes:
+    """A JSON body whose strings hold lone UTF-16 surrogates ("\\ud800", valid JSON that JavaScript's
+    JSON.stringify writes for a broken string) with each made U+FFFD; pydantic would refuse the whole
+    request. Bodies without such an escape, or that are not JSON, pass through untouched."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return body
+    try:
+        value = json.loads(body)
+    except ValueError:  # (UnicodeDecodeError included) the app answers 400 for it
+        return body
+    return json.dumps(_mend(value), ensure_ascii=False).encode("utf-8")
+
+
+def _mend(value: Any) -> Any:
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, list):
+        return [_mend(v) for v in value]
+    if isinstance(value, dict):
+        return {encodable(k): _mend(v) for k, v in value.items()}
+    return value
 
 
 async def _respond(scope: dict, receive: Any, send: Any, status: int, message: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 from pathlib import Path
 
@@ -76,9 +77,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.warning("listening on %s: the API has no authentication; anyone who reaches it can use it", host)
         log.info("serving %s (%s) on http://%s:%d/", args.model, translator.cfg.direction, host, port)
         level = "warning" if getattr(args, "quiet", False) else "info"
-        uvicorn.Server(uvicorn.Config(app, log_level=level)).run(sockets=[sock])
+        server = uvicorn.Server(uvicorn.Config(app, log_level=level, limit_concurrency=settings.max_connections,
+                                               timeout_graceful_shutdown=settings.graceful_timeout_s))
+        # SIGTERM: uvicorn stops accepting, lets requests in flight finish, then raises the signal again;
+        # this handler (in place before uvicorn's and after) turns that into a clean exit with status 0
+        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+        try:
+            server.run(sockets=[sock])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         sock.close()
+    log.info("stopped; requests in flight were answered")
     return 0
 
 

@@ -24,11 +24,13 @@ class ServeSettings:
     batch_window_ms: float = 50.0  # the longest the first sentence of a batch waits for others to join
     # (it waits only while fewer sentences are in hand than were in flight in the previous round)
     max_queue: int = 4096  # sentences waiting for the decoder; beyond it requests get 503
+    max_connections: int = 512  # open connections (slow clients included); beyond it new requests get 503
+    graceful_timeout_s: float = 60.0  # on SIGTERM/SIGINT: how long requests in flight may take to finish
 
     def validate(self) -> None:
         """Raise AttnlabError naming the first value out of range."""
         positive = ("max_texts", "max_chars", "max_body_bytes", "max_beam", "max_attention_texts",
-                    "max_batch", "max_queue")
+                    "max_batch", "max_queue", "max_connections")
         for name in positive:
             if getattr(self, name) < 1:
                 raise AttnlabError(f"{name} must be at least 1, got {getattr(self, name)}")
