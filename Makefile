@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA := data/tatoeba-zh-en/train.tsv
 DEMO_MINUTES ?= 13
+EN_CORPUS ?= ../shared/data/en-mix/en_mix.txt
 
-.PHONY: setup data demo test test-slow bench serve clean help
+.PHONY: setup data demo test test-slow test-reliability bench serve clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,11 +40,15 @@ test: setup data  ## run the tests (slow ones excluded)
 test-slow:  setup data  ## run only the slow tests
 	$(BIN)/python -m pytest -q -m slow
 
-bench: setup data  ## training throughput against nn.Transformer
+test-reliability: setup  ## the slow fault tests: many SIGKILLs mid-run, 10x the fuzzing, server memory under load
+	$(BIN)/python -m pytest -q -s -m slow tests/test_reliability.py tests/test_fuzz.py tests/test_serve_faults.py
+
+bench: setup data  ## benchmarks against peers (nn.Transformer, CTranslate2, gensim); see BENCHMARKS.md
 	$(BIN)/python benchmarks/train_throughput.py --batches synthetic
 	$(BIN)/python benchmarks/train_throughput.py --batches tatoeba
 	$(BIN)/python benchmarks/serve_load.py --model runs/demo
 	$(BIN)/python benchmarks/decode_vs_ctranslate2.py --model runs/demo --threads 1
+	$(BIN)/python benchmarks/word2vec_vs_gensim.py --corpus $(EN_CORPUS)
 
 serve: setup  ## serve runs/demo: the API and a web page on http://127.0.0.1:8000/
 	$(BIN)/attnlab serve --model runs/demo

@@ -13,12 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+from attnlab.align.cli import register as _add_align
 from attnlab.errors import AttnlabError
 from attnlab.export.cli import register as _add_export
 from attnlab.serve.cli import register as _add_serve
+from attnlab.viz.cli import register as _add_viz
+from attnlab.word2vec.cli import register as _add_w2v
 
 log = logging.getLogger("attnlab")
-DATASETS = ("tatoeba-zh-en",)
+DATASETS = ("tatoeba-zh-en", "zh-mono", "cedict")
 CHUNK_LINES = 256  # translate reads and writes stdin in chunks of this many lines
 
 
@@ -39,13 +42,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run directory to create (or to resume)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest intact checkpoint in --out (with --config: start the run "
+                        "when --out holds none yet, so one command line survives any kill)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock training budget (sets train.max_minutes)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (sets train.threads)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="sets train.device (default auto)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
                    help="sets train.precision: bf16 autocast is meant for GPUs (default fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward (sets train.compile)")
+    p.add_argument("--init-embeddings", action="append", default=None, metavar="DIR",
+                   help="start the subword embeddings from Word2Vec vectors (`attnlab w2v train` output); "
+                        "repeatable, e.g. Chinese and English vectors for a joint vocabulary (sets train.init_embeddings)")
     p.set_defaults(func=cmd_train)
 
 
@@ -82,15 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_serve(sub)
     _add_export(sub)
+    _add_align(sub)
+    _add_viz(sub)
+    _add_w2v(sub)
     return p
 
 
 # -- commands -----------------------------------------------------------------------------------
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
+    out = args.dir or Path("data") / args.name
+    if args.name == "zh-mono":
+        from attnlab.data.zh_mono import ZhMonoConfig, build_zh_mono
+
+        print(json.dumps(build_zh_mono(ZhMonoConfig(out_dir=out, cache_dir=args.cache)), ensure_ascii=False))
+        return 0
+    if args.name == "cedict":
+        from attnlab.data.cedict import CedictConfig, build_cedict
+
+        print(json.dumps(build_cedict(CedictConfig(out_dir=out, cache_dir=args.cache)), ensure_ascii=False))
+        return 0
     from attnlab.data.tatoeba import fetch_tatoeba
 
-    out = args.dir or Path("data") / args.name
     counts = fetch_tatoeba(out, args.cache)
     print(json.dumps({"dir": str(out), **counts}))
     return 0
@@ -109,19 +130,42 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides.append(f"train.{flag}={getattr(args, flag)}")
     if args.compile:
         overrides.append("train.compile=true")
-    if args.resume:
-        if not (args.out / checkpoint.CONFIG_FILE).is_file():
+    if args.init_embeddings:
+        overrides.append("train.init_embeddings=" + ",".join(str(p) for p in args.init_embeddings))
+    if args.resume and not (args.out / checkpoint.CONFIG_FILE).is_file():
+        if args.config is None:
             raise AttnlabError(f"--resume: {args.out} has no {checkpoint.CONFIG_FILE}; nothing to resume")
+        # killed before its first save: the same command line starts the run afresh from --config
+        log.warning("--resume: %s has no %s yet; starting a new run from %s", args.out, checkpoint.CONFIG_FILE,
+                    args.config)
+        args.resume = False
+    if args.resume:
         cfg = load_config(args.out / checkpoint.CONFIG_FILE, overrides)
+        trained = load_config(args.out / checkpoint.CONFIG_FILE).direction
+        if cfg.direction != trained:  # its tokenizer, weights and data order belong to the other direction
+            raise AttnlabError(f"--resume: {args.out / checkpoint.CONFIG_FILE} is a {trained} run; "
+                               f"it cannot continue as {cfg.direction}")
     else:
         if args.config is None:
             raise AttnlabError("train needs --config (or --resume with an existing --out)")
-        if (args.out / checkpoint.CHECKPOINT_DIR).is_dir():
+        if any((args.out / checkpoint.CHECKPOINT_DIR).glob("step-*")):
             raise AttnlabError(f"{args.out} already holds a run; use --resume to continue it or choose another --out")
         cfg = load_config(args.config, overrides)
     result = train(cfg, args.out, resume=args.resume)
+    if "rank" not in result:  # rank 0 (the only one that evaluates) returns no rank
+        _write_report(args.out)
     print(json.dumps(result))
     return 0
+
+
+def _write_report(run_dir: Path) -> None:
+    """runs/NAME/report.html after training; a problem with it is a warning, never a failed run."""
+    try:
+        from attnlab.viz.report import write_report
+
+        write_report(run_dir)
+    except Exception as e:  # noqa: BLE001 - the trained model is what matters
+        log.warning("could not write %s/report.html: %s", run_dir, e)
 
 
 def _read_chunks(stream, interactive: bool):

@@ -108,7 +108,9 @@ class Trainer:
         self.train_data = load_pairs(data_spec(cfg.data.train), cfg.direction)
         self.dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
         tok_dir = run_dir / checkpoint.TOKENIZER_DIR
-        if not (resume and tok_dir.is_dir()) and self.dist.main:
+        # None: start at step 0 (also when --resume finds no intact checkpoint: killed before the first one)
+        self.resume_from = checkpoint.latest_checkpoint(run_dir) if resume else None
+        if self.resume_from is None and self.dist.main:
             log.info("training the %s tokenizer (%d subwords) on %d pairs", cfg.tokenizer.model_type,
                      cfg.tokenizer.vocab_size, len(self.train_data))
             Tokenizer.train(self.train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed)
@@ -120,6 +122,8 @@ class Trainer:
         self.train_enc = encode_pairs(self.train_data, self.tokenizer, cfg.data.max_tokens_per_sentence, t.max_tokens)
         self.dev_enc = encode_pairs(self.dev_data, self.tokenizer, 10**9, t.max_tokens)
         self.model = Seq2SeqTransformer(cfg.model).to(self.dist.device)
+        if t.init_embeddings and self.resume_from is None:
+            self._init_embeddings(t.init_embeddings)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
         self.loss_fn: nn.Module = LossComputer(self.model, t.label_smoothing)
         if self.dist.active:
@@ -129,16 +133,35 @@ class Trainer:
         if t.compile:
             self.loss_fn = torch.compile(self.loss_fn)
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "best_bleu": -1.0,
-                                      "best_dev_loss": math.inf, "train_seconds": 0.0}
+                                      "best_dev_loss": math.inf, "train_seconds": 0.0,
+                                      "bad_steps": 0, "skipped_steps": 0}  # non-finite steps: in a row, in all
         self.stop_signal: str | None = None
+        self.resumed_eval: dict[str, Any] = {}  # the logged evaluation of the checkpoint resumed from
         if resume:
             self._resume()
 
     # -- bookkeeping ------------------------------------------------------------------------------
+    def _init_embeddings(self, spec: str) -> None:
+        """Start the embedding rows from Word2Vec vectors (attnlab.word2vec.init_embeddings)."""
+        from attnlab.word2vec.init_embeddings import init_embedding, load_vector_folders
+
+        vectors = load_vector_folders(spec)
+        tok, m = self.tokenizer, self.model
+        sides = [(m.src_embed, tok.src)] if m.src_embed is m.tgt_embed else [(m.src_embed, tok.src), (m.tgt_embed, tok.tgt)]
+        for emb, proc in sides:
+            pieces = [proc.id_to_piece(i) for i in range(proc.get_piece_size())]
+            report = init_embedding(emb.weight, vectors, pieces, proc.encode, seed=self.cfg.train.seed)
+            if self.dist.main:
+                log.info("embeddings from %s: %s", spec, report)
+
     def _resume(self) -> None:
-        ckpt = checkpoint.latest_checkpoint(self.run_dir)
+        ckpt = self.resume_from
         if ckpt is None:
-            raise AttnlabError(f"--resume: no intact checkpoint in {self.run_dir / checkpoint.CHECKPOINT_DIR}")
+            log.warning("--resume: no intact checkpoint in %s; starting from step 0",
+                        self.run_dir / checkpoint.CHECKPOINT_DIR)
+            if self.dist.main:
+                self._truncate_metrics(0)
+            return
         self.state.update(checkpoint.load_checkpoint(ckpt, self.model, self.optimizer))
         if self.dist.active:  # the checkpoint holds rank 0's RNG; give the others their own again
             torch.manual_seed(self.cfg.train.seed + 7919 * self.dist.rank + self.state["step"])
@@ -147,24 +170,32 @@ class Trainer:
             self._truncate_metrics(self.state["step"])
 
     def _truncate_metrics(self, step: int) -> None:
-        """Drop log lines written after the checkpoint we resume from, so the log reads as one run."""
+        """Drop log lines written after the checkpoint we resume from, so the log reads as one run;
+        keep that checkpoint's own evaluation (a run killed after its last save has nothing left to do)."""
         path = self.run_dir / "metrics.jsonl"
         if path.is_file():
             lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
             kept = []
             for ln in lines:
                 try:
-                    if json.loads(ln).get("step", 0) <= step:
-                        kept.append(ln)
+                    record = json.loads(ln)
                 except ValueError:
-                    pass
+                    continue
+                if record.get("step", 0) <= step:
+                    kept.append(ln)
+                    if record.get("step") == step and "dev_loss" in record:
+                        self.resumed_eval = record
             atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        path = self.run_dir / "metrics.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk names no file of its own
+            raise AttnlabError(f"cannot write {path}: {e.strerror or e}") from None
 
     def _lr(self, step: int) -> float:
         t = self.cfg.train
@@ -264,15 +295,42 @@ class Trainer:
                 (loss * (d.world / n_tokens)).backward()
             loss_sum, nll_sum = loss_sum + loss.item(), nll_sum + nll.item()
         loss_sum, nll_sum = d.sum([loss_sum, nll_sum])
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if t.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm)
+        else:
+            norm = torch.nn.utils.get_total_norm(grads)
         self.state["step"] += 1
         lr = self._lr(self.state["step"])
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.step()
+        # gradients are summed over ranks already, so every rank takes the same decision
+        finite = math.isfinite(loss_sum) and bool(torch.isfinite(norm))
+        if finite:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss_sum / n_tokens, "nll": nll_sum / n_tokens, "tokens": n_tokens, "lr": lr}
+        return {"loss": loss_sum / n_tokens, "nll": nll_sum / n_tokens, "tokens": n_tokens, "lr": lr,
+                "finite": finite}
+
+    def _check_finite(self, out: dict[str, Any]) -> bool:
+        """Count a skipped non-finite step; stop the run after train.max_bad_steps of them in a row.
+
+        No loss scaler exists to lower: fp32 and bf16 share fp32's exponent range, so a NaN/inf here is
+        a real fault (a bad batch, a too-high learning rate), not an underflow that scaling would fix."""
+        s, limit = self.state, self.cfg.train.max_bad_steps
+        if out["finite"]:
+            s["bad_steps"] = 0
+            return True
+        s["bad_steps"] += 1
+        s["skipped_steps"] += 1
+        log.warning("step %d: loss or gradient is NaN/inf (loss %s); update skipped (%d in a row, limit %d)",
+                    s["step"], out["loss"], s["bad_steps"], limit)
+        if s["bad_steps"] >= limit:
+            kept = checkpoint.latest_checkpoint(self.run_dir) if self.dist.main else None
+            raise AttnlabError(f"{limit} training steps in a row had a NaN/inf loss or gradient (up to step "
+                               f"{s['step']}); stopped without saving them. The last good checkpoint is "
+                               f"{kept or 'none yet'}: lower train.lr_scale or check the data, then --resume")
+        return False
 
     def fit(self) -> dict[str, Any]:
         t, s = self.cfg.train, self.state
@@ -283,19 +341,20 @@ class Trainer:
         bar = tqdm(total=total, initial=s["step"], unit="step", dynamic_ncols=True, disable=None if self.dist.main else True)
         self.model.train()
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "steps": 0, "t0": time.monotonic()}
-        last_eval: dict[str, Any] = {}
+        last_eval: dict[str, Any] = dict(self.resumed_eval)
         try:
             while (reason := self._done(started)) is None:
                 out = self.train_step()
-                for k in ("loss", "nll"):
-                    window[k] += out[k] * out["tokens"]
-                window["tokens"] += out["tokens"]
-                window["steps"] += 1
                 bar.update(1)
+                if self._check_finite(out):  # a skipped step leaves the weights as they were and the log out
+                    for k in ("loss", "nll"):
+                        window[k] += out[k] * out["tokens"]
+                    window["tokens"] += out["tokens"]
+                    window["steps"] += 1
                 if t.max_minutes and not t.max_steps:
                     elapsed = s["train_seconds"] + time.monotonic() - started
                     bar.total = max(s["step"] + 1, int(s["step"] / max(elapsed, 1e-9) * t.max_minutes * 60))
-                if s["step"] % t.log_every == 0:
+                if s["step"] % t.log_every == 0 and window["steps"]:
                     self._flush_window(window, out["lr"], bar, s["train_seconds"] + time.monotonic() - started)
                 if s["step"] % t.eval_every == 0:
                     s["train_seconds"] += time.monotonic() - started

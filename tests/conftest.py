@@ -67,3 +67,22 @@ def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
     config.write_text(TINY_CONFIG.format(**{k: str(v) for k, v in paths.items()}), encoding="utf-8")
     paths["config"] = config
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run directory trained once per pytest run on the tiny number corpus (a few seconds), through
+    the command line, so it also holds what `attnlab train` writes after training (report.html)."""
+    from attnlab.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    paths = {
+        "train": write_tatoeba(root / "train.tsv", number_pairs(300, 1)),
+        "dev": write_tatoeba(root / "dev.tsv", number_pairs(20, 2), 5000),
+        "test": write_tatoeba(root / "test.tsv", number_pairs(20, 3), 6000),
+    }
+    config = root / "tiny.toml"
+    config.write_text(TINY_CONFIG.format(**{k: str(v) for k, v in paths.items()}), encoding="utf-8")
+    run_dir = root / "run"
+    assert main(["-q", "train", "--config", str(config), "--out", str(run_dir)]) == 0
+    return run_dir
