@@ -56,17 +56,22 @@ beam = 2
 """
 
 
-@pytest.fixture
-def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
+def write_tiny_corpus(root: Path) -> dict[str, Path]:
+    """The number corpus (train/dev/test TSVs) and a tiny config pointing at it, in `root`."""
     paths = {
-        "train": write_tatoeba(tmp_path / "train.tsv", number_pairs(300, 1)),
-        "dev": write_tatoeba(tmp_path / "dev.tsv", number_pairs(20, 2), 5000),
-        "test": write_tatoeba(tmp_path / "test.tsv", number_pairs(20, 3), 6000),
+        "train": write_tatoeba(root / "train.tsv", number_pairs(300, 1)),
+        "dev": write_tatoeba(root / "dev.tsv", number_pairs(20, 2), 5000),
+        "test": write_tatoeba(root / "test.tsv", number_pairs(20, 3), 6000),
     }
-    config = tmp_path / "tiny.toml"
+    config = root / "tiny.toml"
     config.write_text(TINY_CONFIG.format(**{k: str(v) for k, v in paths.items()}), encoding="utf-8")
     paths["config"] = config
     return paths
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
+    return write_tiny_corpus(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +81,7 @@ def tiny_run(tmp_path_factory) -> Path:
     from attnlab.cli import main
 
     root = tmp_path_factory.mktemp("tiny-run")
-    paths = {
-        "train": write_tatoeba(root / "train.tsv", number_pairs(300, 1)),
-        "dev": write_tatoeba(root / "dev.tsv", number_pairs(20, 2), 5000),
-        "test": write_tatoeba(root / "test.tsv", number_pairs(20, 3), 6000),
-    }
-    config = root / "tiny.toml"
-    config.write_text(TINY_CONFIG.format(**{k: str(v) for k, v in paths.items()}), encoding="utf-8")
+    config = write_tiny_corpus(root)["config"]
     run_dir = root / "run"
     assert main(["-q", "train", "--config", str(config), "--out", str(run_dir)]) == 0
     return run_dir

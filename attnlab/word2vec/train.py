@@ -128,8 +128,8 @@ def train(corpus: Path | Iterable[list[str]] | EncodedCorpus, cfg: Word2VecConfi
     stats = np.zeros((cfg.threads, 3), dtype=np.float64)  # per thread: loss, pairs, kept words
     done = np.zeros(cfg.threads, dtype=np.int64)
     errors: list[BaseException] = []
-    kargs = (model.syn0, model.syn1neg, model.syn1, model.keep, model.alias_prob, model.alias_idx, model.codes, model.points,
-             model.code_lens, cfg.arch == "cbow", cfg.cbow_mean, cfg.window, cfg.negative, cfg.hs)
+    kargs = (model.syn0, model.syn1neg, model.syn1, model.keep, model.alias_prob, model.alias_idx, model.codes,
+             model.points, model.code_lens, cfg.arch == "cbow", cfg.cbow_mean, cfg.window, cfg.negative, cfg.hs)
 
     def worker(t: int, epoch: int, state: np.ndarray) -> None:
         try:
