@@ -41,7 +41,7 @@ test-slow:  setup data  ## run only the slow tests
 	$(BIN)/python -m pytest -q -m slow
 
 test-reliability: setup  ## the slow fault tests: many SIGKILLs mid-run, 10x the fuzzing, server memory under load
-	$(BIN)/python -m pytest -q -s -m slow tests/test_reliability.py tests/test_fuzz.py tests/test_serve_faults.py
+	$(BIN)/python -m pytest -q -s -m slow tests/test_reliability.py tests/test_fuzz.py tests/test_serve_faults.py tests/test_distributed.py
 
 bench: setup data  ## benchmarks against peers (nn.Transformer, CTranslate2, gensim); see BENCHMARKS.md
 	$(BIN)/python benchmarks/train_throughput.py --batches synthetic
