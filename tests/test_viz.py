@@ -305,3 +305,157 @@ def test_viz_positions_and_scaling_commands(args, size, tmp_path, capsys):
     if args[0] == "scaling":
         result = json.loads(stdout)
         assert result["variance"] == pytest.approx(16, rel=0.15) and result["variance_scaled"] == pytest.approx(1, rel=0.15)
+
+
+# -- the interactive attention page -------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium, driven as in test_serve_browser.py
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+CRAFTED = ["</script><script>alert(1)</script>", "<b>bold</b>", "a&amp;b", "\u2028", '"quote"']
+
+
+def page_data(path: Path) -> dict:
+    """The JSON block of an attention page, read the way its script reads it."""
+    page = path.read_text(encoding="utf-8")
+    blocks = re.findall(r'<script type="application/json" id="attention-data">(.*?)</script>', page, re.S)
+    assert len(blocks) == 1
+    return json.loads(blocks[0])
+
+
+def crafted_maps() -> "AttentionMaps":
+    """Attention over tokens that would break a page that pasted them in as HTML."""
+    import torch
+
+    from attnlab.translator import AttentionMaps
+
+    s, t = len(CRAFTED), 3
+    g = torch.Generator().manual_seed(0)
+    soft = lambda *shape: torch.softmax(torch.randn(*shape, generator=g), dim=-1)
+    return AttentionMaps(source=CRAFTED, target=["<i>x</i>", "</SCRIPT >", "</s>"], translation="<b>x</b> </script>",
+                         encoder=soft(1, 2, s, s), decoder=soft(1, 2, t, t), cross=soft(1, 2, t, s))
+
+
+@pytest.mark.parametrize("kind, layer, head", [("cross", -1, None), ("encoder", 0, 3), ("decoder", 0, None)])
+def test_attention_page_holds_the_models_weights(maps, kind, layer, head, tmp_path):
+    from attnlab.viz.attention_html import write_attention_html
+
+    out = tmp_path / "sub" / "a.html"
+    written = write_attention_html(maps, out, kind, layer, head)
+    data = page_data(out)
+    model = {"cross": maps.cross, "encoder": maps.encoder, "decoder": maps.decoder}[kind][layer].numpy()  # (H,Q,K)
+    weights = np.array(data["weights"])
+    assert weights.shape == model.shape and written.heads == list(range(model.shape[0]))
+    np.testing.assert_allclose(weights, model, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(weights.astype(np.float32), model)  # nothing rounded on the way
+    np.testing.assert_allclose(np.array(data["mean"]), model.mean(0), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.array(data["mean"]).sum(-1), 1.0, atol=1e-5)
+    queries, keys = {"cross": (maps.target, maps.source), "encoder": (maps.source, maps.source),
+                     "decoder": (maps.target, ["<bos>", *maps.target[:-1]])}[kind]
+    assert (data["queries"], data["keys"]) == (queries, keys)
+    assert data["kind"] == kind and data["layer"] == written.layer == 0 and data["head"] == head
+    assert data["translation"] == maps.translation and data["source"] == SENTENCE
+
+
+def test_attention_page_is_self_contained(maps, tmp_path):
+    from attnlab.viz.attention_html import write_attention_html
+
+    out = tmp_path / "a.html"
+    write_attention_html(maps, out)
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and "__DATA__" not in page and "__TITLE__" not in page
+    assert not re.search(r"https?://|\ssrc=|\shref=|@import|url\(|fetch\(|XMLHttpRequest", page)
+    assert page.count("<script") == 2 and page.count("</script>") == 2 and "innerHTML" not in page
+
+
+def test_attention_page_tokens_cannot_break_out(tmp_path):
+    from attnlab.viz.attention_html import write_attention_html
+
+    out = tmp_path / "crafted.html"
+    crafted = crafted_maps()
+    write_attention_html(crafted, out, "cross", 0, 1)
+    page = out.read_text(encoding="utf-8")
+    # the page holds exactly its own two script blocks and no tag from a token
+    assert page.count("</script>") == 2 and "<b>" not in page and "<i>" not in page and "</SCRIPT" not in page
+    data = page_data(out)
+    assert data["keys"] == CRAFTED and data["queries"] == crafted.target and data["translation"] == crafted.translation
+    np.testing.assert_array_equal(np.array(data["weights"], dtype=np.float32), crafted.cross[0].numpy())
+
+
+def test_attention_page_bad_arguments(maps, tmp_path):
+    from attnlab.viz.attention_html import write_attention_html
+
+    with pytest.raises(AttnlabError, match="head 4"):
+        write_attention_html(maps, tmp_path / "a.html", head=4)
+    with pytest.raises(AttnlabError, match="layer 2"):
+        write_attention_html(maps, tmp_path / "a.html", layer=2)
+    with pytest.raises(AttnlabError, match="a.htm"):
+        write_attention_html(maps, tmp_path / "a.htm")
+    assert not list(tmp_path.iterdir())
+
+
+def test_viz_attention_html_command(tiny_run, tmp_path, capsys):
+    out = tmp_path / "cli.html"
+    code, stdout, err = run(["viz", "attention", "--model", str(tiny_run), SENTENCE, "--kind", "decoder",
+                             "--head", "2", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads(stdout)
+    data = page_data(out)
+    assert result["out"] == str(out) and result["heads"] == [0, 1, 2, 3] and result["layer"] == 0
+    assert data["kind"] == "decoder" and data["head"] == 2 and data["translation"] == result["translation"]
+    code, _, err = run(["viz", "attention", "--model", str(tiny_run), SENTENCE, "--out", str(tmp_path / "x.htm")], capsys)
+    assert code == 2 and "x.htm" in err and ".html" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian's Chromium is not installed ({CHROMIUM} is missing; apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def test_attention_page_in_the_browser(maps, browser, tmp_path):
+    from attnlab.viz.attention_html import write_attention_html
+
+    write_attention_html(maps, tmp_path / "a.html", "encoder", -1, None)  # the tiny model's translation is short
+    write_attention_html(crafted_maps(), tmp_path / "crafted.html", "cross", 0, 1)
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.set_default_timeout(10_000)
+    urls, errors = [], []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto((tmp_path / "a.html").as_uri())
+    assert page.locator("th.key").all_text_contents() == maps.source
+    assert page.locator("th.query").all_text_contents() == maps.source
+    assert page.locator("td.cell").count() == len(maps.source) ** 2
+    assert page.input_value("#head") == "mean" and page.locator("#head option").count() == 1 + maps.encoder.shape[1]
+    assert page.text_content("#translation") == maps.translation
+
+    key = page.locator("th.key").first
+    before = key.evaluate("el => el.style.backgroundColor")
+    page.hover("th.query >> nth=1")
+    after = key.evaluate("el => el.style.backgroundColor")
+    assert before == "" and after.startswith("rgba(37, 99, 235")
+    mean = maps.encoder[-1].mean(0).numpy()  # (S,S)
+    shown = [float(x) for x in page.locator("td.number").all_text_contents()]
+    np.testing.assert_allclose(shown, mean[1], atol=0.005 + 1e-6)  # printed to 2 decimals
+    assert page.locator("th.key.attended").count() >= 1 and page.locator("th.query.active").count() == 1
+
+    page.select_option("#head", "2")  # another head: the highlighted row shows that head's weights
+    shown = [float(x) for x in page.locator("td.number").all_text_contents()]
+    np.testing.assert_allclose(shown, maps.encoder[-1, 2, 1].numpy(), atol=0.005 + 1e-6)
+    page.hover("td.cell >> nth=0")
+    assert page.text_content("#readout").endswith(f"{maps.encoder[-1, 2, 0, 0].item():.3f}")
+
+    page.goto((tmp_path / "crafted.html").as_uri())  # tokens that look like markup stay text
+    assert page.locator("th.key").all_text_contents() == CRAFTED
+    assert page.locator("b, i").count() == 0 and page.locator("script").count() == 2
+    assert page.input_value("#head") == "1"
+    assert all(u.startswith("file://") for u in urls), urls
+    assert not errors, errors
+    page.close()

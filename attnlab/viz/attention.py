@@ -8,6 +8,8 @@ row t of a map is one query position, and each row sums to 1 over the keys.
     encoder  rows and columns: source pieces
     decoder  rows: target pieces produced;  columns: the decoder inputs (<bos>, then the target shifted right)
 
+The same data as an interactive page (head selector, hover highlighting): attention_html.py.
+
 Shape letters: L layers, H heads, Q query positions, K key positions, P panels drawn.
 """
 
@@ -58,7 +60,12 @@ def select(maps: AttentionMaps, kind: str) -> tuple[np.ndarray, list[str], list[
     raise AttnlabError(f"unknown attention kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-def _index(value: int, count: int, what: str) -> int:
+def source_text(maps: AttentionMaps) -> str:
+    """The source sentence as its pieces spell it (the normalised input the model read)."""
+    return "".join(maps.source).replace("▁", " ").strip()
+
+
+def checked_index(value: int, count: int, what: str) -> int:
     """A 0-based index that may count from the end (-1 is the last); out of range is an error."""
     if not -count <= value < count:
         raise AttnlabError(f"{what} {value} does not exist: the model has {count} (0 .. {count - 1}, or -1 for the last)")
@@ -81,8 +88,8 @@ def attention_figure(maps: AttentionMaps, kind: str = "cross", layer: int = -1,
     """One head's heatmap when `head` is given, else a grid of every head of `layer` and their average."""
     weights, queries, keys = select(maps, kind)  # (L,H,Q,K)
     n_layers, n_heads = weights.shape[:2]
-    layer = _index(layer, n_layers, "layer")
-    heads = [_index(head, n_heads, "head")] if head is not None else list(range(n_heads))
+    layer = checked_index(layer, n_layers, "layer")
+    heads = [checked_index(head, n_heads, "head")] if head is not None else list(range(n_heads))
     panels = len(heads) + (head is None)  # the average is one more panel
     cols = min(panels, 3)
     rows = math.ceil(panels / cols)
@@ -99,8 +106,7 @@ def attention_figure(maps: AttentionMaps, kind: str = "cross", layer: int = -1,
     for ax in axes[panels:]:
         ax.set_axis_off()
     fig.colorbar(axes[0].images[0], ax=list(axes[:panels]), shrink=0.6, label="attention weight")
-    source = "".join(maps.source).replace("▁", " ").strip()
-    fig.suptitle(f"{kind} attention: {source} → {maps.translation}", fontsize=10, **cjk())
+    fig.suptitle(f"{kind} attention: {source_text(maps)} → {maps.translation}", fontsize=10, **cjk())
     return fig, AttentionPicture(kind, layer, heads, np.stack(drawn), average, queries, keys)
 
 

@@ -1,4 +1,5 @@
-"""`attnlab viz`: pictures of a model's insides, each written as PNG or SVG (by the --out suffix).
+"""`attnlab viz`: pictures of a model's insides, each written as PNG or SVG (by the --out suffix);
+`viz attention` also writes an interactive page when FILE ends in .html (head selector, hover highlighting).
 
     attnlab viz attention  --model runs/NAME "我们试试看！" [--layer L] [--head H] [--kind cross|encoder|decoder] --out FILE
     attnlab viz positions  [--dim 128] [--length 100] --out FILE
@@ -38,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--head", type=int, default=None,
                    help="draw only this head (from 0); without it: every head of the layer and their mean")
     a.add_argument("--beam", type=int, default=None, help="beam size of the translation (default from the model's config)")
-    _out(a)
+    a.add_argument("--out", type=Path, required=True,
+                   help="file to write: FILE.png or FILE.svg (a picture), or FILE.html (an interactive page of the layer: "
+                        "a head selector starting at --head or the mean, hover a row to see its weights)")
     a.set_defaults(func=cmd_attention)
 
     pos = vsub.add_parser("positions", help="the sinusoidal positional encoding, some of its waves, position similarity")
@@ -93,11 +96,17 @@ def _done(out: Path, **extra) -> int:
 def cmd_attention(args: argparse.Namespace) -> int:
     from attnlab.translator import Translator
     from attnlab.viz.attention import plot_attention
-    from attnlab.viz.figure import image_format
+    from attnlab.viz.attention_html import HTML_SUFFIX, write_attention_html
+    from attnlab.viz.figure import FORMATS
 
-    image_format(args.out)  # a bad suffix fails before the model loads
+    suffix = args.out.suffix.lower()
+    if suffix not in (*FORMATS, HTML_SUFFIX):  # a bad suffix fails before the model loads
+        raise AttnlabError(f"{args.out}: the output must end in .png or .svg (a picture) or .html (an interactive page)")
     maps = Translator.load(args.model).attention(args.sentence, beam=args.beam)
-    picture = plot_attention(maps, args.out, args.kind, args.layer, args.head)
+    if suffix == HTML_SUFFIX:
+        picture = write_attention_html(maps, args.out, args.kind, args.layer, args.head)
+    else:
+        picture = plot_attention(maps, args.out, args.kind, args.layer, args.head)
     return _done(args.out, translation=maps.translation, layer=picture.layer, heads=picture.heads)
 
 
