@@ -1,10 +1,13 @@
-"""Small file helpers: atomic writes (temp file + fsync + rename) and sha256 checksums."""
+"""Small file helpers: atomic writes (temp file + fsync + rename), sha256 checksums, and reading a
+UTF-8 text file with an error that names it."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+
+from attnlab.errors import AttnlabError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -27,3 +30,14 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_utf8(path: Path, what: str = "") -> str:
+    """The file's text (a leading BOM dropped); AttnlabError naming the file if it cannot be read or
+    is not UTF-8. `what` ("dictionary", ...) goes into the message."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise AttnlabError(f"{path} is not valid UTF-8 (byte {e.start})") from None
+    except OSError as e:
+        raise AttnlabError(f"cannot read {what + ' ' if what else ''}{path}: {e.strerror or e}") from None

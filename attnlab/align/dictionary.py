@@ -14,18 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from attnlab.errors import AttnlabError
+from attnlab.fileio import read_utf8
 
 log = logging.getLogger(__name__)
 
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     """(src, tgt) pairs of a dictionary file, in file order, repeats dropped."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise AttnlabError(f"{path} is not valid UTF-8 (byte {e.start})") from None
-    except OSError as e:
-        raise AttnlabError(f"cannot read dictionary {path}: {e.strerror}") from None
+    text = read_utf8(path, "dictionary")
     pairs: dict[tuple[str, str], None] = {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):

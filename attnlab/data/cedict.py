@@ -29,7 +29,7 @@ from pathlib import Path
 from attnlab.data import normalize
 from attnlab.data.sources import CEDICT, fetch
 from attnlab.errors import AttnlabError
-from attnlab.fileio import atomic_write_text
+from attnlab.fileio import atomic_write_text, read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,7 @@ def _write_pairs(path: Path, entries: dict[str, list[str]], headwords: list[str]
 def build_cedict(cfg: CedictConfig) -> dict:
     """Fetch CC-CEDICT (cached), reduce and split it into `cfg.out_dir`; return the counts."""
     raw = fetch(CEDICT, cfg.cache_dir)
-    try:
-        text = raw.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AttnlabError(f"cannot read {raw}: {e}") from None
+    text = read_utf8(raw)
     entries = parse_cedict(text, str(raw))
     if cfg.corpus is not None and Path(cfg.corpus).is_file():
         counts, frequency = corpus_counts(cfg.corpus), str(cfg.corpus)

@@ -19,7 +19,7 @@ from pathlib import Path
 from attnlab.data import normalize
 from attnlab.data.sources import TATOEBA, fetch
 from attnlab.errors import AttnlabError
-from attnlab.fileio import atomic_write_text
+from attnlab.fileio import atomic_write_text, read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,7 @@ class Row:
 
 def read_raw(raw_tsv: Path) -> list[Row]:
     """Parse the raw 4-column file (UTF-8 with BOM, CRLF or LF), normalising both sides."""
-    try:
-        text = Path(raw_tsv).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise AttnlabError(f"{raw_tsv} is not valid UTF-8 (byte {e.start})") from None
-    except OSError as e:
-        raise AttnlabError(f"cannot read {raw_tsv}: {e.strerror}") from None
+    text = read_utf8(raw_tsv)
     rows = []
     for lineno, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")

@@ -25,7 +25,7 @@ from pathlib import Path
 from attnlab.data import normalize, tatoeba
 from attnlab.data.sources import PEOPLES_DAILY, REVIEWS_NEG, REVIEWS_POS, TATOEBA, fetch
 from attnlab.errors import AttnlabError
-from attnlab.fileio import atomic_write_text
+from attnlab.fileio import atomic_write_text, read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,7 @@ def segment(text: str) -> list[str]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        raise AttnlabError(f"{path} is not valid UTF-8 (byte {e.start})") from None
-    except OSError as e:
-        raise AttnlabError(f"cannot read {path}: {e.strerror}") from None
+    return read_utf8(path).splitlines()
 
 
 def peoples_daily(path: Path) -> list[str]:
