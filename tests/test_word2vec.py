@@ -297,6 +297,7 @@ def test_cli_segments_chinese_with_jieba(tmp_path):
     (lambda p: None, "no such corpus file"),
     (lambda p: p.write_text(""), "no words"),
     (lambda p: p.write_text("a b c d e f\n"), "min_count=5"),
+    (lambda p: p.write_bytes(b"good words\nbad \xff\xfe bytes\n"), "not valid UTF-8"),
 ])
 def test_cli_bad_input_one_line_error(tmp_path, setup, message):
     corpus = tmp_path / "c.txt"

@@ -59,9 +59,12 @@ def iter_lines(path: Path, max_len: int, segment: Callable[[str], list[str]] | N
         raise AttnlabError(f"{path}: no such corpus file")
     carry: list[str] = []  # tokens of the line being read
     tail = ""  # an unfinished token or line from the previous chunk
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8") as f:
         while True:
-            chunk = f.read(CHUNK_CHARS)
+            try:
+                chunk = f.read(CHUNK_CHARS)
+            except UnicodeDecodeError:
+                raise AttnlabError(f"{path} is not valid UTF-8 (byte {_first_bad_byte(path):,})") from None
             text = tail + chunk
             if not chunk:  # end of file
                 lines, tail = [text], ""
@@ -81,6 +84,22 @@ def iter_lines(path: Path, max_len: int, segment: Callable[[str], list[str]] | N
                     carry = carry[len(carry) - len(carry) % max_len:]  # the unfinished piece
             if not chunk:
                 return
+
+
+def _first_bad_byte(path: Path) -> int:
+    """Offset of the first byte that does not decode as UTF-8 (-1 if none)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 16):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                return offset + e.start - len(decoder.getstate()[0])
+            offset += len(block)
+    return -1
 
 
 def _cut(tokens: list[str], max_len: int, final: bool) -> Iterator[list[str]]:
