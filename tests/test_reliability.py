@@ -29,7 +29,7 @@ from attnlab.cli import main
 from attnlab.config import load_config
 from attnlab.errors import AttnlabError
 from attnlab.translator import Translator
-from conftest import TINY_CONFIG, number_pairs, write_tatoeba
+from conftest import write_tiny_corpus
 
 SETS = ["model.dropout=0.1"]  # dropout on: resuming must restore the RNG too, or the weights drift
 
@@ -64,11 +64,7 @@ KILLER = textwrap.dedent('''
 def corpus(tmp_path_factory) -> Path:
     """The tiny digits corpus of conftest and its config, shared by the module (one config file: one config.toml)."""
     folder = tmp_path_factory.mktemp("corpus")
-    paths = {"train": write_tatoeba(folder / "train.tsv", number_pairs(300, 1)),
-             "dev": write_tatoeba(folder / "dev.tsv", number_pairs(20, 2), 5000),
-             "test": write_tatoeba(folder / "test.tsv", number_pairs(20, 3), 6000)}
-    config = folder / "tiny.toml"
-    config.write_text(TINY_CONFIG.format(**{k: str(v) for k, v in paths.items()}), encoding="utf-8")
+    config = write_tiny_corpus(folder)["config"]
     (folder / "killer.py").write_text(KILLER, encoding="utf-8")
     return config
 

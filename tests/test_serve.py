@@ -22,7 +22,7 @@ from attnlab.serve.cli import cmd_serve, listen, register
 from attnlab.serve.settings import ServeSettings
 from attnlab.train import train
 from attnlab.translator import Translator
-from conftest import TINY_CONFIG, number_pairs, write_tatoeba
+from conftest import number_pairs, write_tiny_corpus
 
 pytestmark = pytest.mark.anyio
 SETTINGS = ServeSettings(max_texts=8, max_chars=40, max_body_bytes=4000, max_beam=4, max_attention_texts=2)
@@ -35,12 +35,7 @@ def anyio_backend():
 
 def train_tiny(folder: Path) -> Path:
     """The tiny digits model of conftest (zh -> en), trained in a few seconds."""
-    paths = {"train": write_tatoeba(folder / "train.tsv", number_pairs(300, 1)),
-             "dev": write_tatoeba(folder / "dev.tsv", number_pairs(20, 2), 5000),
-             "test": write_tatoeba(folder / "test.tsv", number_pairs(20, 3), 6000)}
-    config = folder / "tiny.toml"
-    config.write_text(TINY_CONFIG.format(**{k: str(v) for k, v in paths.items()}), encoding="utf-8")
-    train(load_config(config), folder / "run")
+    train(load_config(write_tiny_corpus(folder)["config"]), folder / "run")
     return folder / "run"
 
 
