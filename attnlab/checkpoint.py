@@ -64,7 +64,11 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
-    tensors = _read_safetensors(path)
+    apply_weights(model, _read_safetensors(path), path)
+
+
+def apply_weights(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Load tensors (read from `path`, named in errors) into the model after checking names and shapes."""
     expected = weights_dict(model)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -169,6 +173,29 @@ def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     torch.set_rng_state(tensors.pop("rng.torch"))
     _restore_optimizer(optimizer, tensors, state.pop("optimizer"))
     return state
+
+
+def intact_checkpoints(run_dir: Path) -> list[Path]:
+    """Every intact checkpoint of a run, oldest first."""
+    return [c for c in sorted((run_dir / CHECKPOINT_DIR).glob("step-*")) if _intact(c)]
+
+
+def average_weights(ckpts: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the checkpoints' weights (Vaswani et al. 2017, section 6.1: "we used a
+    single model obtained by averaging the last 5 checkpoints"), accumulated in float64."""
+    if not ckpts:
+        raise AttnlabError("no checkpoints to average")
+    total: dict[str, torch.Tensor] = {}
+    for ckpt in ckpts:
+        weights = _read_safetensors(ckpt / WEIGHTS_FILE)
+        if total and weights.keys() != total.keys():
+            raise AttnlabError(f"{ckpt / WEIGHTS_FILE} holds other tensors than {ckpts[0] / WEIGHTS_FILE}")
+        for name, t in weights.items():
+            if name in total and t.shape != total[name].shape:
+                raise AttnlabError(f"{ckpt / WEIGHTS_FILE}: {name} has shape {tuple(t.shape)}, "
+                                   f"not {tuple(total[name].shape)}")
+            total[name] = total.get(name, 0) + t.double()
+    return {name: (t / len(ckpts)).float() for name, t in total.items()}
 
 
 # -- the run directory -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from attnlab.errors import AttnlabError
+from attnlab.schedule import SCHEDULES
 
 DIRECTIONS = ("zh-en", "en-zh")
 CONFIG_VERSION = 1
@@ -58,8 +59,14 @@ class DataConfig:
 class TrainConfig:
     max_tokens: int = 4096  # tokens (source + target, padding included) per batch
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
-    lr_scale: float = 1.0  # factor on the paper's d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
-    warmup_steps: int = 4000  # linear warmup length of the inverse-sqrt schedule
+    schedule: str = "inverse_sqrt"  # "inverse_sqrt" (the paper's), or "cosine" / "linear": warm up, then
+    # decay to lr_final_ratio * lr_peak exactly where the run's budget ends (attnlab/schedule.py)
+    lr_scale: float = 1.0  # inverse_sqrt: factor on d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
+    warmup_steps: int = 4000  # inverse_sqrt: linear warmup length in steps
+    lr_peak: float = 1e-3  # cosine / linear: the learning rate at the end of the warm-up
+    warmup_fraction: float = 0.1  # cosine / linear: share of the budget spent warming up
+    lr_final_ratio: float = 0.0  # cosine / linear: learning rate at the end of the budget, as a share of lr_peak
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW) on matrices; 0 keeps plain Adam
     label_smoothing: float = 0.1  # epsilon of label-smoothed cross-entropy (padding excluded)
     clip_norm: float = 1.0  # gradient-norm clipping threshold (0 disables)
     max_bad_steps: int = 5  # consecutive steps with a NaN/inf loss or gradient (each skipped, weights
@@ -75,6 +82,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA if present, else CPU), "cpu" or "cuda"
     precision: str = "fp32"  # "fp32", or "bf16" autocast (meant for GPUs; weights and optimizer stay fp32)
     compile: bool = False  # wrap the training forward in torch.compile
+    average_last: int = 0  # at the end, average the last N checkpoints and keep the average if its dev
+    # BLEU beats the best single checkpoint's (0: off); also `attnlab average`
     init_embeddings: str = ""  # comma-separated Word2Vec vector folders that start the embeddings ("" = random)
 
 
@@ -115,6 +124,14 @@ class Config:
             raise AttnlabError("model.tie_embeddings needs tokenizer.joint = true")
         if self.train.precision not in ("fp32", "bf16"):
             raise AttnlabError(f"train.precision must be fp32 or bf16, got {self.train.precision!r}")
+        t = self.train
+        if t.schedule not in SCHEDULES:
+            raise AttnlabError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}")
+        if t.schedule != "inverse_sqrt" and not (t.max_steps or t.max_epochs or t.max_minutes):
+            raise AttnlabError(f"train.schedule = {t.schedule!r} decays over the run's budget: "
+                               "set train.max_steps, train.max_epochs or train.max_minutes")
+        if not 0.0 <= t.warmup_fraction < 1.0:
+            raise AttnlabError(f"train.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
         if self.train.max_bad_steps < 1:
             raise AttnlabError(f"train.max_bad_steps must be at least 1, got {self.train.max_bad_steps}")
         if self.version != CONFIG_VERSION:

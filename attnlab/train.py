@@ -35,19 +35,15 @@ from attnlab.data.batching import Batch, collate, epoch_order, make_batches
 from attnlab.data.parallel import ParallelData, load_pairs
 from attnlab.errors import AttnlabError
 from attnlab.fileio import atomic_write_text
+from attnlab.hardware import budget_note, matmul_peak
 from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.loss import label_smoothed_fused
+from attnlab.schedule import budget_lr, inverse_sqrt_lr, run_progress
 from attnlab.tokenizer import PAD, Tokenizer
 from attnlab.translator import Translator
 
 log = logging.getLogger(__name__)
-
-
-def inverse_sqrt_lr(step: int, d_model: int, warmup: int, scale: float = 1.0) -> float:
-    """The paper's learning rate at optimizer step `step` (1-based)."""
-    step = max(step, 1)
-    return scale * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
 class LossComputer(nn.Module):
@@ -104,6 +100,10 @@ class Trainer:
         if t.threads > 0:
             torch.set_num_threads(t.threads)
         self.dist = distributed.setup(t.device)
+        self.machine_gflops: float | None = None
+        if t.max_minutes and self.dist.device.type == "cpu" and self.dist.main:  # what the time budget buys
+            self.machine_gflops = round(matmul_peak(0.5) / 1e9, 1)
+            log.info(budget_note(self.machine_gflops))
         torch.manual_seed(t.seed)
         self.train_data = load_pairs(data_spec(cfg.data.train), cfg.direction)
         self.dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
@@ -124,7 +124,7 @@ class Trainer:
         self.model = Seq2SeqTransformer(cfg.model).to(self.dist.device)
         if t.init_embeddings and self.resume_from is None:
             self._init_embeddings(t.init_embeddings)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
+        self.optimizer = make_optimizer(self.model, t.weight_decay)
         self.loss_fn: nn.Module = LossComputer(self.model, t.label_smoothing)
         if self.dist.active:
             torch.manual_seed(t.seed + 7919 * self.dist.rank)  # same initial weights, different dropout
@@ -136,6 +136,7 @@ class Trainer:
                                       "best_dev_loss": math.inf, "train_seconds": 0.0,
                                       "bad_steps": 0, "skipped_steps": 0}  # non-finite steps: in a row, in all
         self.stop_signal: str | None = None
+        self._clock = time.monotonic()  # when the current stretch of training began (see _seconds)
         self.resumed_eval: dict[str, Any] = {}  # the logged evaluation of the checkpoint resumed from
         if resume:
             self._resume()
@@ -197,9 +198,18 @@ class Trainer:
         except OSError as e:  # a full disk names no file of its own
             raise AttnlabError(f"cannot write {path}: {e.strerror or e}") from None
 
-    def _lr(self, step: int) -> float:
+    def _lr(self, step: int, seconds: float) -> float:
+        """The learning rate of optimizer step `step`, taken after `seconds` of training."""
         t = self.cfg.train
-        return inverse_sqrt_lr(step, self.cfg.model.d_model, t.warmup_steps, t.lr_scale)
+        if t.schedule == "inverse_sqrt":
+            return inverse_sqrt_lr(step, self.cfg.model.d_model, t.warmup_steps, t.lr_scale)
+        epoch_steps = t.max_epochs * math.ceil(len(self.train_enc.batches) / (t.accumulate * self.dist.world))
+        progress = run_progress(step - 1, seconds, t.max_steps, t.max_minutes, epoch_steps)
+        return budget_lr(progress, t.lr_peak, t.warmup_fraction, t.schedule, t.lr_final_ratio)
+
+    def _seconds(self) -> float:
+        """Training seconds so far, this process's clock included (the budget schedules' time)."""
+        return self.state["train_seconds"] + time.monotonic() - self._clock
 
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -239,21 +249,46 @@ class Trainer:
             checkpoint.save_best(self.run_dir, self.model, dict(record, direction=self.cfg.direction))
         record["best"] = better
         self._log(record)
-        checkpoint.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state)
+        checkpoint.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state,
+                                   keep=max(2, self.cfg.train.average_last))
+        return record
+
+    def average_and_compare(self) -> dict[str, Any] | None:
+        """Average the last `train.average_last` checkpoints; the average becomes the run's model when
+        its dev BLEU (ties: dev loss) beats the best single checkpoint's. None when fewer than two exist."""
+        ckpts = checkpoint.intact_checkpoints(self.run_dir)[-self.cfg.train.average_last:]
+        if len(ckpts) < 2:
+            log.info("train.average_last: only %d checkpoint(s); nothing to average", len(ckpts))
+            return None
+        checkpoint.apply_weights(self.model, checkpoint.average_weights(ckpts), ckpts[-1])
+        loss, ppl = self.dev_loss()
+        bleu = self.dev_bleu()
+        steps = [int(c.name.split("-")[1]) for c in ckpts]
+        record = {"step": self.state["step"], "averaged_steps": steps, "dev_loss": round(loss, 4),
+                  "dev_ppl": round(ppl, 2), "dev_bleu": bleu}
+        better = (bleu if bleu is not None else -1.0, -loss) > (self.state["best_bleu"], -self.state["best_dev_loss"])
+        if better:
+            self.state["best_bleu"] = bleu if bleu is not None else -1.0
+            self.state["best_dev_loss"] = loss
+            checkpoint.save_best(self.run_dir, self.model, dict(record, direction=self.cfg.direction))
+        record["best"] = better
+        # logged under its own keys, so that curves and --resume read only the checkpoints' evaluations
+        self._log({"step": record["step"], "averaged_steps": steps, "averaged_dev_loss": record["dev_loss"],
+                   "averaged_dev_bleu": bleu, "best": better})
         return record
 
     # -- the loop -----------------------------------------------------------------------------------
     def _handle_signal(self, signum: int, _frame: Any) -> None:
         self.stop_signal = signal.Signals(signum).name
 
-    def _done(self, started: float) -> str | None:
+    def _done(self) -> str | None:
         """Why to stop now (the same answer on every rank), or None."""
-        reason = self._stop_reason(started)
+        reason = self._stop_reason()
         if self.dist.active and self.dist.any(reason is not None) and reason is None:
             reason = "another rank stopped"
         return reason
 
-    def _stop_reason(self, started: float) -> str | None:
+    def _stop_reason(self) -> str | None:
         t, s = self.cfg.train, self.state
         if self.stop_signal:
             return f"stopped by {self.stop_signal}"
@@ -261,7 +296,7 @@ class Trainer:
             return f"reached max_steps={t.max_steps}"
         if t.max_epochs and s["epoch"] >= t.max_epochs:
             return f"reached max_epochs={t.max_epochs}"
-        if t.max_minutes and s["train_seconds"] + time.monotonic() - started >= t.max_minutes * 60:
+        if t.max_minutes and self._seconds() >= t.max_minutes * 60:
             return f"reached max_minutes={t.max_minutes:g}"
         return None
 
@@ -294,14 +329,16 @@ class Trainer:
                 # DDP averages gradients over ranks: scale by world so that they sum instead
                 (loss * (d.world / n_tokens)).backward()
             loss_sum, nll_sum = loss_sum + loss.item(), nll_sum + nll.item()
-        loss_sum, nll_sum = d.sum([loss_sum, nll_sum])
+        # ranks agree on the clock (its mean) so that a time-based schedule gives them the same rate
+        loss_sum, nll_sum, seconds = d.sum([loss_sum, nll_sum, self._seconds()])
+        seconds /= d.world
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if t.clip_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm)
         else:
             norm = torch.nn.utils.get_total_norm(grads)
         self.state["step"] += 1
-        lr = self._lr(self.state["step"])
+        lr = self._lr(self.state["step"], seconds)
         # gradients are summed over ranks already, so every rank takes the same decision
         finite = math.isfinite(loss_sum) and bool(torch.isfinite(norm))
         if finite:
@@ -334,7 +371,7 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         t, s = self.cfg.train, self.state
-        started = time.monotonic()
+        self._clock = time.monotonic()
         previous = {sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         per_epoch = math.ceil(len(self.train_enc.batches) / (t.accumulate * self.dist.world))
         total = t.max_steps or (t.max_epochs * per_epoch) or None
@@ -343,7 +380,7 @@ class Trainer:
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "steps": 0, "t0": time.monotonic()}
         last_eval: dict[str, Any] = dict(self.resumed_eval)
         try:
-            while (reason := self._done(started)) is None:
+            while (reason := self._done()) is None:
                 out = self.train_step()
                 bar.update(1)
                 if self._check_finite(out):  # a skipped step leaves the weights as they were and the log out
@@ -352,13 +389,13 @@ class Trainer:
                     window["tokens"] += out["tokens"]
                     window["steps"] += 1
                 if t.max_minutes and not t.max_steps:
-                    elapsed = s["train_seconds"] + time.monotonic() - started
+                    elapsed = self._seconds()
                     bar.total = max(s["step"] + 1, int(s["step"] / max(elapsed, 1e-9) * t.max_minutes * 60))
                 if s["step"] % t.log_every == 0 and window["steps"]:
-                    self._flush_window(window, out["lr"], bar, s["train_seconds"] + time.monotonic() - started)
+                    self._flush_window(window, out["lr"], bar, self._seconds())
                 if s["step"] % t.eval_every == 0:
-                    s["train_seconds"] += time.monotonic() - started
-                    started = time.monotonic()
+                    s["train_seconds"] = self._seconds()
+                    self._clock = time.monotonic()
                     if self.dist.main:
                         last_eval = self.evaluate_and_save()
                         bar.write(_eval_line(last_eval))
@@ -366,17 +403,21 @@ class Trainer:
             bar.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        s["train_seconds"] += time.monotonic() - started
+        s["train_seconds"] = self._seconds()
+        self._clock = time.monotonic()
         if window["steps"]:
-            self._flush_window(window, self._lr(s["step"]), None, s["train_seconds"])
+            self._flush_window(window, self._lr(s["step"], s["train_seconds"]), None, s["train_seconds"])
         if not self.dist.main:
             self.dist.close()
             return {"reason": reason, "rank": self.dist.rank}
         if not last_eval or last_eval["step"] != s["step"]:
             last_eval = self.evaluate_and_save()
         log.info("%s: %s", reason, _eval_line(last_eval))
+        if t.average_last > 1 and (averaged := self.average_and_compare()) is not None:
+            log.info("average of steps %s: %s", averaged["averaged_steps"], _eval_line(averaged))
+            last_eval = dict(last_eval, averaged=averaged)
         self.dist.close()
-        return {"reason": reason, **last_eval}
+        return {"reason": reason, **last_eval, "machine_gflops": self.machine_gflops}
 
     def _flush_window(self, w: dict[str, Any], lr: float, bar: tqdm | None, elapsed_total: float) -> None:
         elapsed = max(time.monotonic() - w["t0"], 1e-9)
@@ -388,6 +429,18 @@ class Trainer:
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{record['ppl']:.1f}", lr=f"{lr:.2e}", tok_s=f"{record['tok_s']:.0f}")
         w.update(loss=0.0, nll=0.0, tokens=0, steps=0, t0=time.monotonic())
+
+
+def make_optimizer(model: nn.Module, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam(β1=0.9, β2=0.98, ε=1e-9) as in the paper; with weight decay, AdamW decaying only the
+    matrices (embeddings included), never biases or LayerNorm gains."""
+    betas, eps = (0.9, 0.98), 1e-9
+    if weight_decay <= 0:
+        return torch.optim.Adam(model.parameters(), lr=0.0, betas=betas, eps=eps)
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=0.0, betas=betas, eps=eps)
 
 
 def _eval_line(r: dict[str, Any]) -> str:

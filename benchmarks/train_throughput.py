@@ -23,6 +23,7 @@ from torch import nn
 
 from attnlab.config import ModelConfig
 from attnlab.data.batching import Batch, collate, make_batches
+from attnlab.hardware import matmul_peak
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.tokenizer import PAD
@@ -94,17 +95,6 @@ def train_flops(b: Batch) -> float:
     return 3 * 2 * (enc + dec + out)
 
 
-def matmul_peak(seconds: float = 3.0) -> float:
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    for _ in range(3):
-        a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        n += 1
-    return n * 2 * 1024**3 / (time.perf_counter() - t0)
-
-
 def time_model(name: str, model: nn.Module, loss_fn, batches: list[Batch], warmup: int) -> float:
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
     model.train()
@@ -132,7 +122,7 @@ def main() -> None:
     batches = synthetic_batches(args.steps) if args.batches == "synthetic" else tatoeba_batches(args.steps)
     tokens = sum(b.n_tgt_tokens for b in batches)
     flops = sum(train_flops(b) for b in batches)
-    peak = matmul_peak()
+    peak = matmul_peak(3.0)
     print(f"fp32 matmul peak ({args.threads} threads): {peak / 1e9:.1f} GFLOP/s; batches: {args.batches}, "
           f"{args.steps} steps, {tokens} target tokens")
 

@@ -1,0 +1,80 @@
+"""Translation quality at a fixed CPU budget: train a config for M minutes, score dev (and test), print a row.
+
+One row of BENCHMARKS.md's quality tables. The reference budget is 2 cores of a common laptop (fp32
+GEMM peak ~150-170 GFLOP/s); on a faster machine emulate it with one core:
+
+    taskset -c 0 python benchmarks/quality.py --name demo --config configs/zh-en-demo.toml --minutes 13
+
+The script measures the fp32 matmul peak with the same thread count first and prints it beside the
+scores. Dev BLEU (beam 4, full dev split) is what levers are tuned on; pass --test only once per
+final configuration. Results go to benchmarks/results/quality-NAME.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from attnlab.hardware import matmul_peak
+
+ROOT = Path.cwd()  # runs/ and benchmarks/results/ are written under the working directory
+
+
+def attnlab(*args: str) -> str:
+    """Run the attnlab CLI with this interpreter; return its stdout (stderr passes through)."""
+    out = subprocess.run([sys.executable, "-m", "attnlab", *args], check=True, stdout=subprocess.PIPE, text=True)
+    return out.stdout
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True, help="row name; the run goes to runs/quality-NAME")
+    p.add_argument("--config", type=Path, required=True, help="TOML config to train")
+    p.add_argument("--minutes", type=float, required=True, help="training budget (train.max_minutes)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the reference-budget emulation)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override passed to attnlab train (repeatable)")
+    p.add_argument("--beam", type=int, default=4, help="beam size for the scores (default 4)")
+    p.add_argument("--test", action="store_true", help="also score the test split (once per final configuration)")
+    p.add_argument("--keep", action="store_true", help="keep an existing runs/quality-NAME (resume it) instead of replacing it")
+    args = p.parse_args()
+
+    torch.set_num_threads(args.threads)
+    peak = matmul_peak(3.0) / 1e9
+    cores = len(os.sched_getaffinity(0))
+    print(f"fp32 matmul peak: {peak:.0f} GFLOP/s with {args.threads} thread(s) on {cores} core(s)", flush=True)
+    run = ROOT / "runs" / f"quality-{args.name}"
+    if run.exists() and not args.keep:
+        shutil.rmtree(run)
+    sets = [x for kv in args.overrides for x in ("--set", kv)]
+    t0 = time.time()
+    result = json.loads(attnlab("train", "--config", str(args.config), "--out", str(run), "--resume",
+                                "--max-minutes", str(args.minutes), "--threads", str(args.threads), *sets).strip().splitlines()[-1])
+    train_wall = time.time() - t0
+    row = {"name": args.name, "config": str(args.config), "overrides": args.overrides, "minutes": args.minutes,
+           "threads": args.threads, "cores": cores, "gflops": round(peak, 1), "steps": result["step"],
+           "epoch": result["epoch"], "train_wall_s": round(train_wall, 1),
+           "dev_bleu_greedy_subset": result.get("dev_bleu"), "averaged": "averaged" in result}
+    splits = ["dev", "test"] if args.test else ["dev"]
+    for split in splits:
+        scores = json.loads(attnlab("--quiet", "evaluate", "--model", str(run), "--split", split, "--beam", str(args.beam)))
+        row[f"{split}_bleu"] = round(scores["bleu"], 2)
+        row[f"{split}_chrf"] = round(scores["chrf"], 2)
+    out = ROOT / "benchmarks" / "results" / f"quality-{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row, indent=1) + "\n")
+    test = f" | test BLEU {row['test_bleu']:.2f}" if args.test else ""
+    print(f"| {args.name} | {' '.join(args.overrides) or '(config as is)'} | {row['steps']} steps | "
+          f"dev BLEU {row['dev_bleu']:.2f}{test} | {peak:.0f} GFLOP/s × {args.threads} thread |")
+
+
+if __name__ == "__main__":
+    main()
