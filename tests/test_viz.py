@@ -72,12 +72,31 @@ def fresh_font_search():
     fonts.cjk_family.cache_clear()
 
 
-def test_no_cjk_font_is_a_clear_error(fresh_font_search, monkeypatch):
+def test_the_packaged_font_is_used_without_any_system_font(fresh_font_search, monkeypatch):
     fonts = fresh_font_search
+    monkeypatch.delenv(fonts.ENV_VAR, raising=False)
     monkeypatch.setattr(fonts, "CJK_FAMILIES", ("No Such Font SC",))
     monkeypatch.setattr(fonts, "KNOWN_PATHS", ("/nonexistent/font.ttc",))
-    with pytest.raises(AttnlabError, match="fonts-wqy-zenhei"):
+    assert fonts.packaged_font() is not None, f"the {fonts.PACKAGE} dependency is not installed"
+    assert fonts.use_cjk_font() == ["DejaVu Sans", "Noto Sans SC"]
+
+
+def test_the_environment_variable_overrides_the_packaged_font(fresh_font_search, monkeypatch):
+    fonts = fresh_font_search
+    dejavu = Path(__import__("matplotlib").get_data_path()) / "fonts/ttf/DejaVuSerif.ttf"
+    monkeypatch.setenv(fonts.ENV_VAR, str(dejavu))
+    assert fonts.use_cjk_font() == ["DejaVu Sans", "DejaVu Serif"]
+
+
+def test_no_cjk_font_is_a_clear_error(fresh_font_search, monkeypatch):
+    fonts = fresh_font_search
+    monkeypatch.delenv(fonts.ENV_VAR, raising=False)
+    monkeypatch.setattr(fonts, "packaged_font", lambda: None)
+    monkeypatch.setattr(fonts, "CJK_FAMILIES", ("No Such Font SC",))
+    monkeypatch.setattr(fonts, "KNOWN_PATHS", ("/nonexistent/font.ttc",))
+    with pytest.raises(AttnlabError, match="pip install pylopdf-fonts-zh-cn") as e:
         fonts.use_cjk_font()
+    assert "\n" not in str(e.value)
     monkeypatch.setenv(fonts.ENV_VAR, "/nonexistent/mine.ttf")
     with pytest.raises(AttnlabError, match="mine.ttf"):
         fonts.use_cjk_font()

@@ -5,7 +5,7 @@ languages share one coordinate system, so one PCA of the drawn words shows them 
 dictionary pair is joined by a line, and a short line means the mapping put a word next to its
 translation (the picture of Mikolov et al. 2013, "Exploiting Similarities among Languages for
 Machine Translation", figure 1). Drawn with matplotlib's Agg canvas (no pyplot) and the CJK font
-selected explicitly by file.
+that attnlab/viz/fonts.py finds for every picture.
 
 Shapes: N drawn words, D dimensions.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from attnlab.errors import AttnlabError
+from attnlab.viz.fonts import use_cjk_font
 
 log = logging.getLogger(__name__)
 
-CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")  # WenQuanYi Zen Hei (Debian fonts-wqy-zenhei)
 SRC_COLOR, TGT_COLOR, LINE_COLOR = "tab:red", "tab:blue", "0.6"
 
 
@@ -57,7 +57,7 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
 
 def plot_bilingual(space, pairs: list[tuple[str, str]], out: str | Path, *, max_pairs: int = 40,
                    extra_src: list[str] = (), extra_tgt: list[str] = (), title: str | None = None,
-                   font: str | Path = CJK_FONT, size: tuple[float, float] = (10.0, 8.0)) -> BilingualMap:
+                   size: tuple[float, float] = (10.0, 8.0)) -> BilingualMap:
     """Draw the words of `pairs` (source, target) from an aligned space (attnlab.align.space.AlignedSpace)
     in one PCA map, each pair joined by a line, plus `extra_src`/`extra_tgt` words without lines.
 
@@ -68,9 +68,7 @@ def plot_bilingual(space, pairs: list[tuple[str, str]], out: str | Path, *, max_
     from matplotlib.figure import Figure
     from matplotlib.font_manager import FontProperties
 
-    font = Path(font)
-    if not font.is_file():
-        raise AttnlabError(f"CJK font {font} not found (install fonts-wqy-zenhei or pass another font file)")
+    family = use_cjk_font()  # fail early, before any work, when no CJK font can be found
     usable = [(s, t) for s, t in pairs if s in space.src.index and t in space.tgt.index]
     if len(usable) < len(pairs):
         log.warning("%d of %d pairs have a word outside the aligned vocabularies; not drawn",
@@ -88,7 +86,7 @@ def plot_bilingual(space, pairs: list[tuple[str, str]], out: str | Path, *, max_
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    prop = FontProperties(fname=str(font), size=10)
+    prop = FontProperties(family=family, size=10)
     for i, j in lines:
         ax.plot(*zip(src_xy[i], tgt_xy[j]), color=LINE_COLOR, linewidth=0.8, zorder=1)
     langs = getattr(space, "langs", ("zh", "en"))
