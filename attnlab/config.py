@@ -68,6 +68,8 @@ class TrainConfig:
     lr_final_ratio: float = 0.0  # cosine / linear: learning rate at the end of the budget, as a share of lr_peak
     weight_decay: float = 0.0  # decoupled weight decay (AdamW) on matrices; 0 keeps plain Adam
     label_smoothing: float = 0.1  # epsilon of label-smoothed cross-entropy (padding excluded)
+    subword_alpha: float = 0.0  # subword regularisation: re-sample each epoch's segmentation of the training
+    # pairs with this sentencepiece alpha (unigram: Kudo 2018; bpe: BPE-dropout probability); 0 = off
     clip_norm: float = 1.0  # gradient-norm clipping threshold (0 disables)
     max_bad_steps: int = 5  # consecutive steps with a NaN/inf loss or gradient (each skipped, weights
     # untouched) after which the run stops with an error; fp32 and bf16 need no loss scaling, so none is used

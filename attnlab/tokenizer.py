@@ -62,6 +62,16 @@ def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int) -> bytes
     return buf.getvalue()
 
 
+def _encode(proc: spm.SentencePieceProcessor, texts: Iterable[str], sample_alpha: float) -> list[list[int]]:
+    """The most likely segmentation, or with sample_alpha > 0 one sampled segmentation per text:
+    subword regularisation (Kudo 2018) for unigram models, BPE-dropout with that probability
+    (Provilkov et al. 2020) for BPE models. Sampling runs on one thread so that a seed repeats it."""
+    texts = [encodable(t) for t in texts]
+    if sample_alpha <= 0:
+        return proc.encode(texts)
+    return proc.encode(texts, enable_sampling=True, alpha=sample_alpha, nbest_size=-1, num_threads=1)
+
+
 class Tokenizer:
     """Source and target sentencepiece processors (the same object when the vocabulary is joint)."""
 
@@ -104,11 +114,16 @@ class Tokenizer:
             return cls(joint, joint, True)
         return cls(proc(SRC_FILE), proc(TGT_FILE), False)
 
-    def encode_src(self, texts: Iterable[str]) -> list[list[int]]:
-        return self.src.encode([encodable(t) for t in texts])
+    def encode_src(self, texts: Iterable[str], sample_alpha: float = 0.0) -> list[list[int]]:
+        return _encode(self.src, texts, sample_alpha)
 
-    def encode_tgt(self, texts: Iterable[str]) -> list[list[int]]:
-        return self.tgt.encode([encodable(t) for t in texts])
+    def encode_tgt(self, texts: Iterable[str], sample_alpha: float = 0.0) -> list[list[int]]:
+        return _encode(self.tgt, texts, sample_alpha)
+
+    @staticmethod
+    def seed_sampling(seed: int) -> None:
+        """Seed sentencepiece's sampler (process-wide), so that sampled encodings repeat."""
+        spm.set_random_generator_seed(seed)
 
     def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
         return [self.tgt.decode([i for i in seq if i >= UNK]) for seq in ids]

@@ -78,9 +78,10 @@ class EncodedData:
     batches: list[list[int]]  # example indices per batch
 
 
-def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tokens: int) -> EncodedData:
-    src = tokenizer.encode_src(data.sources)
-    tgt = tokenizer.encode_tgt(data.targets)
+def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tokens: int,
+                 sample_alpha: float = 0.0) -> EncodedData:
+    src = tokenizer.encode_src(data.sources, sample_alpha)
+    tgt = tokenizer.encode_tgt(data.targets, sample_alpha)
     keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
     if len(keep) < len(src):
         log.info("%s: skipped %d pairs longer than %d subwords", data.origin, len(src) - len(keep), max_len)
@@ -120,6 +121,7 @@ class Trainer:
         if self.dist.main:
             checkpoint.save_config(run_dir, cfg)
         self.train_enc = encode_pairs(self.train_data, self.tokenizer, cfg.data.max_tokens_per_sentence, t.max_tokens)
+        self._enc_epoch = -1  # the epoch whose sampled segmentation train_enc holds (train.subword_alpha > 0)
         self.dev_enc = encode_pairs(self.dev_data, self.tokenizer, 10**9, t.max_tokens)
         self.model = Seq2SeqTransformer(cfg.model).to(self.dist.device)
         if t.init_embeddings and self.resume_from is None:
@@ -300,27 +302,40 @@ class Trainer:
             return f"reached max_minutes={t.max_minutes:g}"
         return None
 
-    def _next_batches(self) -> list[list[int]]:
-        """Example indices of the step's next `accumulate × world` batches in this epoch's seeded order."""
-        t, s, enc = self.cfg.train, self.state, self.train_enc
+    def _epoch_data(self, epoch: int) -> EncodedData:
+        """The training pairs as encoded for this epoch: once for the run, or with subword sampling
+        (train.subword_alpha > 0) a new sampled segmentation each epoch, seeded by (seed, epoch)."""
+        t = self.cfg.train
+        if t.subword_alpha > 0 and self._enc_epoch != epoch:
+            Tokenizer.seed_sampling(t.seed * 1_000_003 + epoch + 1)
+            self.train_enc = encode_pairs(self.train_data, self.tokenizer, self.cfg.data.max_tokens_per_sentence,
+                                          t.max_tokens, sample_alpha=t.subword_alpha)
+            self._enc_epoch = epoch
+        return self.train_enc
+
+    def _next_batches(self) -> list[tuple[list[list[int]], list[list[int]]]]:
+        """The step's next `accumulate × world` batches (source and target ids) in this epoch's seeded order."""
+        t, s = self.cfg.train, self.state
         out = []
         for _ in range(t.accumulate * self.dist.world):
+            enc = self._epoch_data(s["epoch"])
             order = epoch_order(len(enc.batches), t.seed, s["epoch"])
-            out.append(enc.batches[order[s["position"]]])
+            idx = enc.batches[order[s["position"]]]
+            out.append(([enc.src[i] for i in idx], [enc.tgt[i] for i in idx]))
             s["position"] += 1
             if s["position"] == len(order):
                 s["epoch"], s["position"] = s["epoch"] + 1, 0
         return out
 
     def train_step(self) -> dict[str, float]:
-        t, enc, d = self.cfg.train, self.train_enc, self.dist
+        t, d = self.cfg.train, self.dist
         step_batches = self._next_batches()
-        n_tokens = sum(len(enc.tgt[i]) + 1 for idx in step_batches for i in idx)  # over all ranks
+        n_tokens = sum(len(y) + 1 for _, tgt in step_batches for y in tgt)  # over all ranks
         mine = step_batches[d.rank :: d.world]
         loss_sum = nll_sum = 0.0
         autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
-        for k, idx in enumerate(mine):
-            batch = collate([enc.src[i] for i in idx], [enc.tgt[i] for i in idx]).to(d.device)
+        for k, (src, tgt) in enumerate(mine):
+            batch = collate(src, tgt).to(d.device)
             last = k == len(mine) - 1
             sync = contextlib.nullcontext() if last or not d.active else self.loss_fn.no_sync()
             with sync:

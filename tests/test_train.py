@@ -132,3 +132,37 @@ def test_training_learns_the_digits_corpus(tiny_corpus, tmp_path, capsys):
     for beam in ("1", "4"):
         assert main(["-q", "translate", "--model", str(run), "--input", str(src), "--beam", beam]) == 0
         assert capsys.readouterr().out.splitlines() == [en for _, en in LEARNED]
+
+
+def test_subword_sampling_changes_each_epoch_and_resumes_bit_for_bit(tiny_corpus, tmp_path):
+    sets = ["--set", "train.subword_alpha=0.3", "--set", "tokenizer.vocab_size=120"]  # room for other segmentations
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["-q", "train", "--config", str(tiny_corpus["config"]), "--out", str(full), *sets]) == 0
+    assert main(["-q", "train", "--config", str(tiny_corpus["config"]), "--out", str(part), *sets,
+                 "--set", "train.max_steps=40"]) == 0
+    assert main(["-q", "train", "--out", str(part), "--resume", "--set", "train.max_steps=60"]) == 0
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("tok_s", "elapsed_s")} for r in rs]
+    assert strip(_metrics(part)) == strip(_metrics(full))
+    assert (full / "model.safetensors").read_bytes() == (part / "model.safetensors").read_bytes()
+    assert max(r["epoch"] for r in _metrics(full)) >= 2  # the run crossed epoch boundaries
+
+
+def test_sampled_segmentations_differ_by_seed_and_repeat_with_it(tmp_path):
+    from attnlab.config import TokenizerConfig
+    from attnlab.tokenizer import Tokenizer
+    from conftest import number_pairs
+
+    tok = Tokenizer.train(number_pairs(300, 1), TokenizerConfig(vocab_size=120), tmp_path / "tok")
+    texts = ["seven eight nine three", "一二三四五六七八九零"] * 20
+
+    def sample(seed):
+        Tokenizer.seed_sampling(seed)
+        return tok.encode_src(texts, sample_alpha=0.3)
+
+    assert sample(1) == sample(1)
+    assert sample(1) != sample(2)
+    assert len({tuple(x) for x in sample(1)}) > 2  # each text is sampled anew
+    assert tok.encode_src(texts) == tok.encode_src(texts, sample_alpha=0.0)
+    best = tok.encode_src(texts[:2])
+    assert all(tok.src.decode(x) == t for x, t in zip(sample(3), texts))  # every sample spells the same text
+    assert best[0] != [] and best[1] != []
