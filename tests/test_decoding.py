@@ -8,6 +8,7 @@ keyed on the prefix, for beam searches worked out by hand (as in OpenNMT-py's be
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -29,6 +30,7 @@ from attnlab.decoding import (
     top_k,
 )
 from attnlab.model import Seq2SeqTransformer
+from searches import TOL, assert_beam_agrees, assert_greedy_agrees
 
 PAD, BOS, EOS = 0, 1, 2
 VOCAB = 40
@@ -85,17 +87,27 @@ def test_fixture_outputs_end_at_various_lengths(model, src):
     assert len(lengths) >= 3, lengths
 
 
+def rows(src: Tensor) -> list[list[int]]:
+    return [row[row != PAD].tolist() for row in src]
+
+
 @pytest.mark.parametrize("beam", [1, 3])
 def test_cached_equals_uncached(model, src, beam):
+    """The KV-cache step and the re-run of the whole prefix round differently, so the two searches agree up
+    to floating-point ties (tests/searches.py), and almost every output is identical."""
     run = greedy_search if beam == 1 else beam_search_nbest
-    cached = run(model, src, DecodeOptions(beam=beam, use_cache=True))
-    uncached = run(model, src, DecodeOptions(beam=beam, use_cache=False))
+    opts = DecodeOptions(beam=beam)
+    cached = run(model, src, dataclasses.replace(opts, use_cache=True))
+    uncached = run(model, src, dataclasses.replace(opts, use_cache=False))
     if beam == 1:
-        assert cached == uncached
-    else:
-        assert [[h.tokens for h in hs] for hs in cached] == [[h.tokens for h in hs] for hs in uncached]
-        for hs, us in zip(cached, uncached):
-            assert [h.score for h in hs] == pytest.approx([u.score for u in us], abs=1e-5)
+        assert len(assert_greedy_agrees(model, rows(src), cached, uncached, opts)) <= len(src) // 10
+        return
+    best = [hs[0].tokens for hs in cached], [us[0].tokens for us in uncached]
+    assert len(assert_beam_agrees(model, rows(src), *best, opts)) <= len(src) // 10
+    for hs, us in zip(cached, uncached):  # the whole n-best list, rank by rank
+        assert [h.score for h in hs] == pytest.approx([u.score for u in us], abs=TOL)
+        for h, u in zip(hs, us):  # the same hypothesis, unless its score ties with another one of the list
+            assert h.tokens == u.tokens or any(abs(o.score - h.score) <= TOL for o in hs if o is not h)
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
@@ -117,9 +129,9 @@ def test_batched_equals_one_sentence_at_a_time(model, src, beam):
     """Padding and the other sentences of the batch do not change a sentence's output."""
     opts = DecodeOptions(beam=beam)
     batched = search(model, src, opts)
-    for i, row in enumerate(src):
-        alone = row[row != PAD][None]  # (1, S_i), no padding
-        assert search(model, alone, opts) == [batched[i]], f"sentence {i}"
+    alone = [search(model, torch.tensor([row]), opts)[0] for row in rows(src)]  # (1, S_i) each, no padding
+    agree = assert_greedy_agrees if beam == 1 else assert_beam_agrees  # up to floating-point ties
+    assert len(agree(model, rows(src), batched, alone, opts)) <= len(src) // 10
 
 
 def test_finished_sentences_leave_the_batch(model, src):
