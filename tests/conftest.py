@@ -1,9 +1,30 @@
-"""Shared fixtures: a tiny parallel corpus and a tiny config, built in the test's temp folder."""
+"""Shared fixtures: a tiny parallel corpus and a tiny config, built in the test's temp folder; and the
+Hypothesis profiles.
 
+Hypothesis profiles, chosen by $HYPOTHESIS_PROFILE:
+- "ci" (the default, `make test` and CI): derandomised, so every run tries the same examples and a red
+  run is a change in the code, not a new draw; no example database is written.
+- "thorough" (`make test-reliability`): a fresh random search each run; failures are kept in
+  .pytest_cache/hypothesis and replayed first next time.
+A test's own `settings(max_examples=...)` inherits everything else (derandomize, database) from the profile.
+"""
+
+import os
 import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+ROOT = Path(__file__).resolve().parents[1]
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", deadline=None, print_blob=True,
+                          database=DirectoryBasedExampleDatabase(ROOT / ".pytest_cache" / "hypothesis"),
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ZH = "零一二三四五六七八九"
 EN = "zero one two three four five six seven eight nine".split()
