@@ -212,7 +212,18 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
     return int(head.split()[1]), json.loads(body)
 
 
+def timed(f, *args) -> float:
+    """Wall-clock seconds of one call to f."""
+    started = time.monotonic()
+    f(*args)
+    return time.monotonic() - started
+
+
 def test_slow_and_vanishing_clients_do_not_hold_up_the_others(server, translator):
+    """Held up would mean waiting for a client that never finishes (30 s socket timeouts and more); promptly is
+    measured against the same requests on the idle server just before, so a busy machine moves both."""
+    idle = max(timed(server.translate, texts(i, 2)) for i in range(3))
+    prompt = max(10.0, 20 * idle)
     body = json.dumps({"texts": ["一二三", "四五"], "beam": 1}).encode()
     slow = raw_request(server.port, body, 10)  # trickles: 10 bytes now, the rest later
     raw_request(server.port, body, 10).close()  # goes away half-way through its body
@@ -222,7 +233,7 @@ def test_slow_and_vanishing_clients_do_not_hold_up_the_others(server, translator
         started = time.monotonic()
         r = server.translate(texts(i, 2))
         assert r.status_code == 200 and r.json()["translations"] == translator.translate(texts(i, 2), beam=1)
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < prompt
     slow.sendall(body[10:])  # the slow client finishes and gets its answer too
     status, reply = read_response(slow)
     slow.close()
