@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA := data/tatoeba-zh-en/train.tsv
+CEDICT := data/cedict/test.tsv
 DEMO_MINUTES ?= 13
 EN_CORPUS ?= ../shared/data/en-mix/en_mix.txt
 
@@ -34,14 +35,17 @@ demo: setup data  ## train configs/zh-en-demo.toml into runs/demo, print test BL
 	$(BIN)/attnlab evaluate --model runs/demo --beam 4 --show 5
 	printf '我们试试看！\n你今天想吃什么？\n这本书是我朋友写的。\n' | $(BIN)/attnlab translate --model runs/demo --beam 4
 
-test: setup data  ## run the tests (slow ones excluded)
-	$(BIN)/python -m pytest -q
+$(CEDICT): | $(STAMP)
+	$(BIN)/attnlab data fetch cedict
+
+test: setup data $(CEDICT)  ## run the tests (slow ones excluded; Hypothesis derandomised)
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
 
 test-slow:  setup data  ## run only the slow tests
 	$(BIN)/python -m pytest -q -m slow
 
-test-reliability: setup  ## the slow fault tests: many SIGKILLs mid-run, 10x the fuzzing, server memory under load
-	$(BIN)/python -m pytest -q -s -m slow tests/test_reliability.py tests/test_fuzz.py tests/test_serve_faults.py tests/test_distributed.py
+test-reliability: setup  ## the slow fault tests: many SIGKILLs mid-run, 10x the fuzzing (random), server memory under load
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -s -m slow tests/test_reliability.py tests/test_fuzz.py tests/test_serve_faults.py tests/test_distributed.py
 
 bench: setup data  ## benchmarks against peers (nn.Transformer, CTranslate2, gensim); see BENCHMARKS.md
 	$(BIN)/python benchmarks/train_throughput.py --batches synthetic

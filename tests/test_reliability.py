@@ -394,7 +394,8 @@ def test_read_only_file_system_is_one_line(corpus, tmp_path, capsys, monkeypatch
     assert "Read-only file system" in err and "checkpoints/step-00000020" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the EROFS test above covers root")
+@pytest.mark.skipif(os.geteuid() == 0,
+                    reason="root writes through chmod (the EROFS test above covers root); run as a non-root user")
 def test_read_only_run_directory(corpus, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["train", "--config", str(corpus), "--out", str(run_dir), "--set", "train.max_steps=20"]) == 0
