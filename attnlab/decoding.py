@@ -1,4 +1,5 @@
-"""Greedy and beam search over a trained encoder-decoder; knows only encode / start_decoding / decode / logits.
+"""Greedy and beam search over a trained encoder-decoder; knows only encode / start_decoding / decode_step
+(and decode / logits, to re-run the prefix without a cache).
 
 Nothing here knows about tokenization or model internals: ids in, ids out (<bos>/<eos> stripped).
 Both searches are batched: all sentences step together, and a sentence leaves the batch (`select`) as
@@ -70,8 +71,9 @@ class Seq2SeqModel(Protocol):
 
     def encode(self, src: Tensor) -> Any: ...  # src (B,S) -> memory: a dataclass of (B, ...) tensors
     def start_decoding(self, memory: Any) -> Any: ...  # -> state with .select(index (N',))
-    def decode(self, tgt: Tensor, memory: Any = None, state: Any = None) -> Any: ...  # -> .hidden (N,T,D)
-    def logits(self, hidden: Tensor) -> Tensor: ...  # (N,T,D) -> (N,T,V)
+    def decode_step(self, tgt: Tensor, state: Any) -> Tensor: ...  # tgt (N,1) -> next-token logits (N,V)
+    def decode(self, tgt: Tensor, memory: Any = None) -> Any: ...  # the whole prefix -> .hidden (N,T,D)
+    def logits(self, hidden: Tensor) -> Tensor: ...  # (N,D) -> (N,V)
 
 
 @dataclass
@@ -270,9 +272,8 @@ class _Stepper:
     def logits(self, prefix: Tensor) -> Tensor:
         """prefix (N,T) ids starting with <bos> -> (N,V) float logits of the next token."""
         if self.state is not None:
-            hidden = self.model.decode(prefix[:, -1:], state=self.state).hidden  # only the new position
-        else:
-            hidden = self.model.decode(prefix, memory=self.memory).hidden  # (N,T,D): the whole prefix again
+            return self.model.decode_step(prefix[:, -1:], self.state).float()  # only the new position
+        hidden = self.model.decode(prefix, memory=self.memory).hidden  # (N,T,D): the whole prefix again
         return self.model.logits(hidden[:, -1]).float()  # (N,V)
 
     def never_emitted(self, logits: Tensor) -> Tensor:

@@ -4,13 +4,11 @@
     tgt ids -> embed·√D + PE -> N decoder layers (causal self-attn, cross-attn over memory) -> logits
 
 The model only computes: training lives in `train.py`, search in `decoding.py`. Decoding one token at a
-time goes through `start_decoding` (cross-attention keys/values computed once) and `decode(..., state)`
-with a KV cache per decoder layer; without a state, `decode` runs the whole target in parallel.
-
-One-token steps at inference (no gradients, no weights asked for) take a fast path, `_decode_step`: the
-layers' computation written out on (N, D) rows, with GEMMs on transposed copies of the weights (x @ Wᵀ
-as a plain (in, out) GEMM runs about twice as fast for a few rows on CPU) and no per-sublayer module or
-dropout calls. Its readable twin is the layers' own forward; tests check that both agree.
+time goes through `start_decoding` (cross-attention keys/values computed once) and then, per position,
+either `decode(..., state)` (the layers' readable forward, with a KV cache per decoder layer) or
+`decode_step` (the inference path the searches take: the same computation on (N, D) rows, written once in
+`nn/step.py` and shared with the ONNX graph, straight to logits); tests check that both agree. Without a
+state, `decode` runs the whole target in parallel.
 
 Shape letters: B batch, S source length, T target length, D model width, V vocabulary, H heads.
 """
@@ -27,7 +25,8 @@ from torch import Tensor, nn
 from attnlab.config import ModelConfig
 from attnlab.nn.attention import KVCache
 from attnlab.nn.layers import DecoderLayer, EncoderLayer
-from attnlab.nn.positional import SinusoidalPositionalEncoding, sinusoidal_table
+from attnlab.nn.positional import SinusoidalPositionalEncoding
+from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
 
 
 @dataclass
@@ -108,8 +107,8 @@ class Seq2SeqTransformer(nn.Module):
         # Pre-norm leaves the residual stream un-normalised: each stack ends with a LayerNorm.
         self.encoder_norm = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
-        self._transposed = _TransposedWeights()  # inference-only weight copies (see logits, _decode_step)
-        self._step_plan: list[_StepLayer] | None = None  # their per-layer view, renewed by start_decoding
+        self._transposed = TransposedWeights()  # inference-only weight copies (see decode_step)
+        self._step_layers: list[StepLayer] | None = None  # their per-layer view, renewed by start_decoding
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -143,7 +142,7 @@ class Seq2SeqTransformer(nn.Module):
     def start_decoding(self, memory: Memory) -> DecoderState:
         """Compute each layer's cross-attention keys/values once and give empty self-attention caches."""
         kv = [tuple(t.contiguous() for t in layer.cross_attn.project_kv(memory.states)) for layer in self.decoder]
-        self._step_plan = None  # made again (from the still-valid weight copies) by the first fast step
+        self._step_layers = None  # made again (from the still-valid weight copies) by the first step
         return DecoderState(kv, memory.src_mask, [KVCache() for _ in self.decoder],
                             src_padded=not bool(memory.src_mask.all()))
 
@@ -162,9 +161,6 @@ class Seq2SeqTransformer(nn.Module):
         tgt_pad_mask (B,T) bool, True at pads: needed only for left padding, since with right padding the
         causal mask already hides every pad from every real position.
         """
-        if (state is not None and tgt.size(1) == 1 and tgt_pad_mask is None and not need_weights
-                and self.cfg.fused_attention and not self.training and not torch.is_grad_enabled()):
-            return DecoderOutput(self._decode_step(tgt, state))
         if state is None:
             if memory is None:
                 raise ValueError("decode needs memory or a decoder state")
@@ -183,106 +179,29 @@ class Seq2SeqTransformer(nn.Module):
         return DecoderOutput(self.decoder_norm(y), self_ws, cross_ws)
 
     def logits(self, hidden: Tensor) -> Tensor:
-        """(…, D) -> (…, V): the output projection (the shared embedding matrix when tied).
+        """(…, D) -> (…, V): the output projection (the shared embedding matrix when tied)."""
+        return F.linear(hidden, self._output_weight())
 
-        Without gradients it multiplies by a transposed copy of the matrix: the same product, faster for a few rows.
+    def _output_weight(self) -> Tensor:
+        return self.tgt_embed.weight if self.out_proj is None else self.out_proj.weight  # (V, D)
+
+    def decode_step(self, tgt: Tensor, state: DecoderState) -> Tensor:
+        """tgt (N,1) ids of one new position per row -> next-token logits (N,V), adding to state's caches.
+
+        Inference only (eval mode, no gradients): `logits(decode(tgt, state=state).hidden[:, -1])` computed by
+        `nn.step.decoder_step`, with GEMMs on transposed weight copies (the output matrix's too).
         """
-        weight = self.tgt_embed.weight if self.out_proj is None else self.out_proj.weight  # (V, D)
-        if torch.is_grad_enabled():
-            return F.linear(hidden, weight)
-        return hidden @ self._transposed(weight)  # (…,D) @ (D,V): the same product, faster for a few rows
-
-    def _step_layers(self) -> list[_StepLayer]:
-        """The decoder's tensors as `_decode_step` reads them (no module lookups per step)."""
-        w = self._transposed
-        out = []
-        for layer in self.decoder:
-            sa, ca, ffn = layer.self_attn, layer.cross_attn, layer.ffn
-            out.append(_StepLayer(
-                norm_first=layer.res_self.norm_first,
-                self_qkv=(sa.in_proj.bias, w(sa.in_proj.weight)), self_out=(sa.out_proj.bias, w(sa.out_proj.weight)),
-                cross_q=(ca.q_proj.bias, w(ca.q_proj.weight)), cross_out=(ca.out_proj.bias, w(ca.out_proj.weight)),
-                ffn_in=(ffn.linear1.bias, w(ffn.linear1.weight)), ffn_out=(ffn.linear2.bias, w(ffn.linear2.weight)),
-                norms=tuple((r.norm.weight, r.norm.bias, r.norm.eps) for r in (layer.res_self, layer.res_cross, layer.res_ffn)),
-            ))
-        return out
-
-    def _decode_step(self, tgt: Tensor, state: DecoderState) -> Tensor:
-        """tgt (N,1) ids of one new position per row -> (N,1,D) final decoder states, adding to state's caches.
-
-        What `DecoderLayer.forward` computes with a cache and no dropout, on (N, D) rows. N = B · K rows;
-        the K beams of a sentence query its memory together, as K queries of one attention row.
-        """
-        n, d, heads = tgt.size(0), self.cfg.d_model, self.cfg.n_heads
-        b, k, dh = n // state.beams, state.beams, d // heads
-        if state.length >= self.positions.table.size(0):
-            self.positions.table = sinusoidal_table(2 * state.length + 1, d).to(self.positions.table.device)
-        x = F.embedding(tgt.view(n), self.tgt_embed.weight) * math.sqrt(d) + self.positions.table[state.length]  # (N,D)
+        if self.training or torch.is_grad_enabled():
+            raise ValueError("decode_step is for inference: call model.eval() and run it under torch.inference_mode()")
+        if self._step_layers is None:
+            self._step_layers = [StepLayer.of(layer, self._transposed) for layer in self.decoder]
+        d = self.cfg.d_model
+        x = F.embedding(tgt.view(-1), self.tgt_embed.weight) * math.sqrt(d) + self.positions.at(state.length)  # (N,D)
         mask = state.src_mask if state.src_padded else None  # (B,1,1,S); sentences keep no padding when selected
-        plan = self._step_plan
-        if plan is None:
-            plan = self._step_plan = self._step_layers()
-        for lw, (mem_k, mem_v), cache in zip(plan, state.memory_kv, state.caches):
-            norm_self, norm_cross, norm_ffn = lw.norms
-            # causal self-attention: the new position attends to every cached position and to itself
-            h = torch.layer_norm(x, (d,), *norm_self) if lw.norm_first else x
-            qkv = torch.addmm(lw.self_qkv[0], h, lw.self_qkv[1]).view(n, 3, heads, 1, dh)  # (N,3D) -> (N,3,H,1,Dh)
-            keys, values = cache.append_kv(qkv[:, 1:])  # (N,H,T,Dh): every position so far, this one included
-            q = qkv[:, 0]  # (N,H,1,Dh)
-            a = F.scaled_dot_product_attention(q, keys, values).view(n, d)  # (N,H,1,Dh) -> (N,D)
-            x = _residual(x, torch.addmm(lw.self_out[0], a, lw.self_out[1]), lw.norm_first, norm_self)
-            # cross-attention: a sentence's K beams are K queries of its memory row
-            h = torch.layer_norm(x, (d,), *norm_cross) if lw.norm_first else x
-            q = torch.addmm(lw.cross_q[0], h, lw.cross_q[1]).view(b, k, heads, dh).transpose(1, 2)  # (B,H,K,Dh)
-            a = F.scaled_dot_product_attention(q, mem_k, mem_v, attn_mask=mask)  # (B,H,K,Dh)
-            a = a.transpose(1, 2).reshape(n, d)  # (B,K,H,Dh) -> (N,D)
-            x = _residual(x, torch.addmm(lw.cross_out[0], a, lw.cross_out[1]), lw.norm_first, norm_cross)
-            # feed-forward
-            h = torch.layer_norm(x, (d,), *norm_ffn) if lw.norm_first else x
-            h = torch.relu_(torch.addmm(lw.ffn_in[0], h, lw.ffn_in[1]))  # (N,F)
-            x = _residual(x, torch.addmm(lw.ffn_out[0], h, lw.ffn_out[1]), lw.norm_first, norm_ffn)
-        return self.decoder_norm(x).view(n, 1, d)
+        x = decoder_step(self._step_layers, x, state.memory_kv, state.caches, mask, state.beams)
+        return self.decoder_norm(x) @ self._transposed(self._output_weight())  # (N,D) @ (D,V)
 
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: src (B,S), tgt_in (B,T) starting with <bos> -> logits (B,T,V)."""
         return self.logits(self.decode(tgt_in, memory=self.encode(src)).hidden)
 
-
-def _residual(x: Tensor, out: Tensor, norm_first: bool, norm: tuple[Tensor, Tensor, float]) -> Tensor:
-    """The residual stream after a sublayer at inference (no dropout): x + out, then LayerNorm in post-norm."""
-    if norm_first:
-        return x + out
-    return torch.layer_norm(x + out, (x.size(-1),), *norm)
-
-
-@dataclass
-class _StepLayer:
-    """One decoder layer's tensors for `_decode_step`: (bias, weight) pairs with weights transposed to (in, out)."""
-
-    norm_first: bool
-    self_qkv: tuple[Tensor, Tensor]  # (3D,), (D, 3D): q, k, v
-    self_out: tuple[Tensor, Tensor]  # (D,), (D, D)
-    cross_q: tuple[Tensor, Tensor]  # (D,), (D, D)
-    cross_out: tuple[Tensor, Tensor]  # (D,), (D, D)
-    ffn_in: tuple[Tensor, Tensor]  # (F,), (D, F)
-    ffn_out: tuple[Tensor, Tensor]  # (D,), (F, D)
-    norms: tuple[tuple[Tensor, Tensor, float], ...]  # LayerNorm (weight, bias, eps) of the self, cross, ffn sublayers
-
-
-class _TransposedWeights:
-    """(in, out) copies of (out, in) weight matrices for inference, remade when a weight changes.
-
-    A copy is reused while its weight is the same tensor with the same storage and version counter (every
-    in-place update, an optimizer step or load_state_dict, bumps the version), so it never goes stale.
-    """
-
-    def __init__(self) -> None:
-        self._copies: dict[int, tuple[Tensor, int, int, Tensor]] = {}  # id -> (weight, data_ptr, version, copy)
-
-    def __call__(self, weight: Tensor) -> Tensor:
-        hit = self._copies.get(id(weight))
-        if hit is not None and hit[0] is weight and hit[1] == weight.data_ptr() and hit[2] == weight._version:
-            return hit[3]
-        copy = weight.detach().t().contiguous()  # (in, out)
-        self._copies[id(weight)] = (weight, weight.data_ptr(), weight._version, copy)
-        return copy

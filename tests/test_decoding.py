@@ -217,9 +217,13 @@ class Spy:
     def start_decoding(self, memory):
         return self.model.start_decoding(memory)
 
-    def decode(self, tgt, memory=None, state=None):
+    def decode(self, tgt, memory=None):
         self.rows.append(tgt.size(0))
-        return self.model.decode(tgt, memory=memory, state=state)
+        return self.model.decode(tgt, memory=memory)
+
+    def decode_step(self, tgt, state):
+        self.rows.append(tgt.size(0))
+        return self.model.decode_step(tgt, state)
 
     def logits(self, hidden):
         return self.model.logits(hidden)
@@ -234,6 +238,9 @@ class EditLogits(Spy):
 
     def logits(self, hidden):
         return self.edit(self.model.logits(hidden))
+
+    def decode_step(self, tgt, state):
+        return self.edit(super().decode_step(tgt, state))
 
 
 # ---------------------------------------------------------------- hand-worked beams on a table "model"
@@ -294,6 +301,9 @@ class TableModel:
 
     def logits(self, hidden: Tensor) -> Tensor:
         return hidden
+
+    def decode_step(self, tgt: Tensor, state: TableState) -> Tensor:
+        return self.decode(tgt, state=state).hidden[:, -1]
 
 
 def letters(tokens: list[int]) -> str:

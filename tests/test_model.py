@@ -162,27 +162,33 @@ def _repeat_rows(memory, k: int):
 
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("beams", [1, 3])
-def test_cached_steps_equal_full_recomputation(norm_first, beams, monkeypatch):
-    """One position at a time through the KV cache, by the inference fast path (`_decode_step`) and by the
-    layers' readable path, equals decoding the whole prefix at once; beams share their sentence's memory."""
+def test_cached_steps_equal_full_recomputation(norm_first, beams):
+    """One position at a time through the KV cache, by the inference path (`decode_step`) and by the layers'
+    readable path (`decode` with a state), equals decoding the whole prefix at once; beams share their
+    sentence's memory."""
     model = tiny(norm_first=norm_first).eval()
     src = torch.randint(4, V, (2, 6))
     src[1, 4:] = 0  # padding in one sentence
     tgt = torch.randint(4, V, (2 * beams, 5))
     tgt[:, 0] = 1
-    memory = model.encode(src)
-    full = model.decode(tgt, memory=_repeat_rows(memory, beams)).hidden.detach()  # (2K,5,D)
-    fast_steps = []
-    monkeypatch.setattr(model, "_decode_step", lambda *a: fast_steps.append(1) or type(model)._decode_step(model, *a))
-    for fast in (True, False):
-        state = model.start_decoding(memory)
+    with torch.inference_mode():
+        memory = model.encode(src)
+        full = model.logits(model.decode(tgt, memory=_repeat_rows(memory, beams)).hidden)  # (2K,5,V)
+        readable, fast = model.start_decoding(memory), model.start_decoding(memory)
         if beams > 1:
-            state.expand_beams(beams)
-        with torch.inference_mode(fast):
-            with torch.set_grad_enabled(not fast):  # gradients on: the layers' own forward
-                steps = [model.decode(tgt[:, t : t + 1], state=state).hidden for t in range(5)]
-        torch.testing.assert_close(torch.cat(steps, 1).detach(), full)
-    assert len(fast_steps) == 5  # the fast path ran for the inference steps only
+            readable.expand_beams(beams)
+            fast.expand_beams(beams)
+        for t in range(5):
+            step = tgt[:, t : t + 1]
+            torch.testing.assert_close(model.logits(model.decode(step, state=readable).hidden[:, -1]), full[:, t])
+            torch.testing.assert_close(model.decode_step(step, fast), full[:, t])
+
+
+def test_decode_step_is_for_inference_only():
+    model = tiny()
+    state = model.start_decoding(model.encode(torch.randint(4, V, (1, 3))))
+    with pytest.raises(ValueError, match="decode_step is for inference"):
+        model.decode_step(torch.ones(1, 1, dtype=torch.long), state)
 
 
 def test_beam_rows_reorder_and_drop_sentences():
@@ -207,13 +213,22 @@ def test_beam_rows_reorder_and_drop_sentences():
 
 
 def test_inference_weight_copies_follow_updates():
-    """logits without gradients use a transposed copy of the output matrix; an in-place update renews it."""
+    """decode_step multiplies by transposed copies of the weights; an in-place update (an optimizer step) renews them."""
     model = tiny().eval()
-    h = torch.randn(3, D, dtype=torch.float64)
-    with torch.inference_mode():
-        before = model.logits(h)
-    torch.testing.assert_close(before, h @ model.tgt_embed.weight.T.detach())
+    src = torch.randint(4, V, (2, 4))
+    first = torch.ones(2, 1, dtype=torch.long)
+
+    def both():
+        with torch.inference_mode():
+            memory = model.encode(src)
+            reference = model.logits(model.decode(first, memory=memory).hidden[:, -1])
+            return model.decode_step(first, model.start_decoding(memory)), reference
+
+    fast, reference = both()
+    torch.testing.assert_close(fast, reference)
     with torch.no_grad():
-        model.tgt_embed.weight.mul_(2.0)  # e.g. an optimizer step
-    with torch.inference_mode():
-        torch.testing.assert_close(model.logits(h), 2 * before)
+        model.tgt_embed.weight.mul_(2.0)
+        model.decoder[0].ffn.linear1.weight.add_(0.1)
+    changed, reference = both()
+    torch.testing.assert_close(changed, reference)
+    assert not torch.allclose(changed, fast)

@@ -8,9 +8,9 @@ The cross-attention keys and values are computed once per sentence, as in `Seq2S
 the self-attention cache travels through the step's inputs and outputs (T = 0 at the first step). The
 folder also holds the tokenizer and the run's config, so `OnnxTranslator` decodes from it alone.
 
-The step graph is written out below on (N, D) rows with the model's own parameters: one query per row needs
-no causal mask, and the position is a tensor input, so the graph stays valid for every length (tracing the
-layers' Python control flow would fix lengths at export time). Tests check both graphs against the PyTorch
+The step graph traces `attnlab.nn.step.decoder_step`, the code the model's own `decode_step` runs, on (N, D)
+rows: one query per row needs no causal mask, and the position is a tensor input, so the graph stays valid
+for every length (tracing the layers' Python control flow would fix lengths at export time). Tests check both graphs against the PyTorch
 model and greedy search through onnxruntime against `attnlab.decoding.greedy_search`.
 
 Exported with PyTorch's TorchScript-based exporter (`dynamo=False`), which needs no package beyond onnx.
@@ -40,6 +40,7 @@ from attnlab.errors import AttnlabError
 from attnlab.export import CONFIG_COPY, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
+from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
 from attnlab.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -61,48 +62,34 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderStepGraph(nn.Module):
-    """One target position for N rows: what `DecoderLayer.forward` computes with a cache, at inference."""
+    """One target position for N rows: `nn.step.decoder_step`, the code `Seq2SeqTransformer.decode_step` runs."""
 
     def __init__(self, model: Seq2SeqTransformer) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("table", model.positions.table.clone(), persistent=False)  # (P,D) positional encodings
+        self.layers = [StepLayer.of(layer, TransposedWeights()) for layer in model.decoder]
 
     def forward(self, tokens: Tensor, position: Tensor, src_mask: Tensor, *kv: Tensor) -> tuple[Tensor, ...]:
         m, n_layers = self.model, len(self.model.decoder)
-        d, heads = m.cfg.d_model, m.cfg.n_heads
         cross, past = kv[: 2 * n_layers], kv[2 * n_layers:]
-        x = m.tgt_embed(tokens[:, 0]) * math.sqrt(d) + self.table.index_select(0, position.view(1))  # (N,D)
-        mask = src_mask[:, None, None, :]  # (N,1,1,S)
-        present = []
-        for i, layer in enumerate(m.decoder):
-            sa, ca = layer.self_attn, layer.cross_attn
-            h = _norm_in(x, layer.res_self)
-            q, k, v = _heads(sa.in_proj(h), heads, 3)  # each (N,H,1,Dh)
-            k, v = torch.cat([past[2 * i], k], dim=2), torch.cat([past[2 * i + 1], v], dim=2)  # (N,H,T+1,Dh)
-            present += [k, v]
-            a = F.scaled_dot_product_attention(q, k, v)  # (N,H,1,Dh): one query sees every position so far
-            x = _norm_out(x, sa.out_proj(a.reshape(-1, d)), layer.res_self)
-            h = _norm_in(x, layer.res_cross)
-            (q,) = _heads(ca.q_proj(h), heads, 1)
-            a = F.scaled_dot_product_attention(q, cross[2 * i], cross[2 * i + 1], attn_mask=mask)  # (N,H,1,Dh)
-            x = _norm_out(x, ca.out_proj(a.reshape(-1, d)), layer.res_cross)
-            x = _norm_out(x, layer.ffn(_norm_in(x, layer.res_ffn)), layer.res_ffn)
+        x = m.tgt_embed(tokens[:, 0]) * math.sqrt(m.cfg.d_model) + self.table.index_select(0, position.view(1))  # (N,D)
+        caches = [_PastKV(past[2 * i], past[2 * i + 1]) for i in range(n_layers)]
+        x = decoder_step(self.layers, x, list(zip(cross[::2], cross[1::2])), caches, src_mask[:, None, None, :])
         out = m.tgt_embed.weight if m.out_proj is None else m.out_proj.weight  # (V,D): one initializer with the embedding
-        return (F.linear(m.decoder_norm(x), out), *present)  # (N,V), then (N,H,T+1,Dh) per layer
+        return (F.linear(m.decoder_norm(x), out), *(t for c in caches for t in (c.k, c.v)))  # (N,V), (N,H,T+1,Dh)...
 
 
-def _heads(x: Tensor, heads: int, n: int) -> list[Tensor]:
-    """(N, n·D) -> n × (N,H,1,Dh)."""
-    return list(x.view(x.size(0), n, heads, 1, -1).unbind(1))
+class _PastKV:
+    """The self-attention cache as the graph carries it: past k/v in, present k/v (one position longer) out."""
 
+    def __init__(self, k: Tensor, v: Tensor) -> None:
+        self.k, self.v = k, v  # (N,H,T,Dh)
 
-def _norm_in(x: Tensor, res: nn.Module) -> Tensor:
-    return res.norm(x) if res.norm_first else x
-
-
-def _norm_out(x: Tensor, out: Tensor, res: nn.Module) -> Tensor:
-    return x + out if res.norm_first else res.norm(x + out)
+    def append_kv(self, kv: Tensor) -> tuple[Tensor, Tensor]:
+        """kv (N,2,H,1,Dh) -> keys, values (N,H,T+1,Dh)."""
+        self.k, self.v = torch.cat([self.k, kv[:, 0]], dim=2), torch.cat([self.v, kv[:, 1]], dim=2)
+        return self.k, self.v
 
 
 def _names(n_layers: int, prefix: str) -> list[str]:

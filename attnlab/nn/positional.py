@@ -38,6 +38,14 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         end = offset + x.size(1)
-        if end > self.table.size(0):  # grow for long inputs: any length works
-            self.table = sinusoidal_table(max(end, 2 * self.table.size(0)), self.d_model).to(x.device)
+        self._fit(end)
         return x + self.table[offset:end].to(x.dtype)
+
+    def at(self, position: int) -> Tensor:
+        """PE[position], (D,): the row one decoding step adds."""
+        self._fit(position + 1)
+        return self.table[position]
+
+    def _fit(self, end: int) -> None:
+        if end > self.table.size(0):  # grow for long inputs: any length works
+            self.table = sinusoidal_table(max(end, 2 * self.table.size(0)), self.d_model).to(self.table.device)
