@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from torch import nn
 from attnlab.config import Config, config_to_toml, load_config
 from attnlab.errors import AttnlabError
 from attnlab.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from attnlab.model import Seq2SeqTransformer
+from attnlab.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +260,25 @@ def load_run_config(run_dir: Path) -> Config:
     if not (run_dir / CONFIG_FILE).is_file():
         raise AttnlabError(f"{run_dir} is not an attnlab model directory: {CONFIG_FILE} is missing")
     return load_config(run_dir / CONFIG_FILE)
+
+
+@dataclass
+class Run:
+    """A trained run directory, loaded and checked: what every engine and exporter starts from."""
+
+    dir: Path
+    cfg: Config
+    tokenizer: Tokenizer
+    model: Seq2SeqTransformer  # the best weights, in eval mode
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Config, manifest checksums, the weights' direction, tokenizer and best weights of a run directory."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    verify_manifest(run_dir)
+    check_direction(run_dir, cfg)
+    tokenizer = Tokenizer.load(run_dir / TOKENIZER_DIR)
+    model = Seq2SeqTransformer(cfg.model)
+    load_weights(model, run_dir / WEIGHTS_FILE)
+    return Run(run_dir, cfg, tokenizer, model.eval())

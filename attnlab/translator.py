@@ -96,15 +96,8 @@ class Translator(TranslatorBase):
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "Translator":
-        run_dir = Path(run_dir)
-        cfg = checkpoint.load_run_config(run_dir)
-        checkpoint.verify_manifest(run_dir)
-        checkpoint.check_direction(run_dir, cfg)
-        tokenizer = Tokenizer.load(run_dir / checkpoint.TOKENIZER_DIR)
-        model = Seq2SeqTransformer(cfg.model)
-        checkpoint.load_weights(model, run_dir / checkpoint.WEIGHTS_FILE)
-        model.eval()
-        return cls(cfg, tokenizer, model)
+        run = checkpoint.load_run(run_dir)
+        return cls(run.cfg, run.tokenizer, run.model)
 
     @torch.inference_mode()
     def translate_ids(self, src_ids: Sequence[Sequence[int]], beam: int | None = None,

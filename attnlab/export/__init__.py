@@ -12,10 +12,26 @@ only when an export or an engine is asked for, and a missing package is named in
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from attnlab.config import Config
+from attnlab.config import Config, load_config
+from attnlab.errors import AttnlabError
+
+if TYPE_CHECKING:  # imported when used: `attnlab --help` stays light
+    from attnlab.tokenizer import Tokenizer
 
 CONFIG_COPY = "attnlab.toml"  # the run's config.toml, inside every export folder
+
+
+def load_export(export_dir: str | Path, model_file: str, engine: str, command: str) -> tuple[Config, Tokenizer]:
+    """The run's config and tokenizer inside an export folder; `model_file` marks the engine's own model."""
+    export_dir = Path(export_dir)
+    if not ((export_dir / model_file).is_file() and (export_dir / CONFIG_COPY).is_file()):
+        raise AttnlabError(f"{export_dir} is not {engine} export of an attnlab model (run `attnlab export {command}` first)")
+    from attnlab.tokenizer import Tokenizer
+
+    return load_config(export_dir / CONFIG_COPY), Tokenizer.load(export_dir)
 
 
 def positions_needed(cfg: Config) -> int:

@@ -23,12 +23,12 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from attnlab.config import Config, load_config
+from attnlab.config import Config
 from attnlab.translator import TranslatorBase
 from attnlab.decoding import DecodeOptions
 from attnlab.errors import AttnlabError
-from attnlab.export import CONFIG_COPY
-from attnlab.export.ctranslate2 import is_export
+from attnlab.export import load_export
+from attnlab.export.ctranslate2 import MODEL_FILE
 from attnlab.tokenizer import BOS, PAD, SPECIALS, UNK, Tokenizer
 
 try:
@@ -71,12 +71,7 @@ class CT2Translator(TranslatorBase):
     @classmethod
     def load(cls, model_dir: str | Path, threads: int = 0, compute_type: str = "default") -> "CT2Translator":
         """threads: CTranslate2 intra-op threads (0: its default). compute_type: e.g. "int8" or "float32"."""
-        model_dir = Path(model_dir)
-        if not is_export(model_dir):
-            raise AttnlabError(f"{model_dir} is not a CTranslate2 export of an attnlab model "
-                               f"(run `attnlab export ctranslate2` first)")
-        cfg = load_config(model_dir / CONFIG_COPY)
-        tokenizer = Tokenizer.load(model_dir)
+        cfg, tokenizer = load_export(model_dir, MODEL_FILE, "a CTranslate2", "ctranslate2")
         try:
             engine = ctranslate2.Translator(str(model_dir), device="cpu", compute_type=compute_type,
                                             inter_threads=1, intra_threads=threads)

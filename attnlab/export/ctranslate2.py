@@ -43,6 +43,7 @@ except ImportError:  # the CLI turns this into one line naming the package to in
 
 log = logging.getLogger(__name__)
 
+MODEL_FILE = "model.bin"  # what CTranslate2 writes
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which attnlab uses
 QUANTIZATIONS = tuple(model_spec.ACCEPTED_MODEL_TYPES)  # int8, int8_float32, int16, float16, bfloat16, float32, ...
 
@@ -132,17 +133,11 @@ class AttnlabConverter(Converter):
         self.run_dir = Path(run_dir)
 
     def _load(self) -> transformer_spec.TransformerSpec:
-        cfg = checkpoint.load_run_config(self.run_dir)
-        checkpoint.verify_manifest(self.run_dir)
-        tokenizer_dir = self.run_dir / checkpoint.TOKENIZER_DIR
-        tokenizer = Tokenizer.load(tokenizer_dir)
-        model = Seq2SeqTransformer(cfg.model)
-        checkpoint.load_weights(model, self.run_dir / checkpoint.WEIGHTS_FILE)
-        model.eval()
-        v = cfg.model.vocab_size
-        spec = transformer_spec_of(model, vocabulary(tokenizer, "src", v), vocabulary(tokenizer, "tgt", v),
-                                   positions_needed(cfg))
-        for path in sorted(tokenizer_dir.glob("*.model")):
+        run = checkpoint.load_run(self.run_dir)
+        v = run.cfg.model.vocab_size
+        spec = transformer_spec_of(run.model, vocabulary(run.tokenizer, "src", v), vocabulary(run.tokenizer, "tgt", v),
+                                   positions_needed(run.cfg))
+        for path in sorted((self.run_dir / checkpoint.TOKENIZER_DIR).glob("*.model")):
             spec.register_file(str(path))  # joint.model (or src.model + tgt.model) beside model.bin
         spec.register_file(str(self.run_dir / checkpoint.CONFIG_FILE), CONFIG_COPY)
         return spec
@@ -150,7 +145,7 @@ class AttnlabConverter(Converter):
 
 def is_export(path: Path) -> bool:
     """Whether `path` holds a CTranslate2 model written by this module."""
-    return (path / "model.bin").is_file() and (path / CONFIG_COPY).is_file()
+    return (path / MODEL_FILE).is_file() and (path / CONFIG_COPY).is_file()
 
 
 def export_ctranslate2(run_dir: str | Path, out_dir: str | Path, quantization: str | None = None,

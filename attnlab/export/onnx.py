@@ -33,11 +33,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab import checkpoint
-from attnlab.config import Config, load_config
+from attnlab.config import Config
 from attnlab.data.normalize import normalize_en, normalize_zh
 from attnlab.decoding import DecodeOptions, max_output_lengths
 from attnlab.errors import AttnlabError
-from attnlab.export import CONFIG_COPY, positions_needed
+from attnlab.export import CONFIG_COPY, load_export, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
@@ -106,19 +106,14 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, force: bool = False, o
     if out_dir.exists() and (out_dir.resolve() == run_dir.resolve() or not (
             (out_dir / STEP_FILE).is_file() or not any(out_dir.iterdir()))):
         raise AttnlabError(f"--force replaces only an earlier ONNX export, and {out_dir} is not one")
-    cfg = checkpoint.load_run_config(run_dir)
-    checkpoint.verify_manifest(run_dir)
-    tokenizer_dir = run_dir / checkpoint.TOKENIZER_DIR
-    Tokenizer.load(tokenizer_dir)  # fails early, naming the file, if it is missing or corrupt
-    model = Seq2SeqTransformer(cfg.model)
-    checkpoint.load_weights(model, run_dir / checkpoint.WEIGHTS_FILE)
-    model.eval()
+    run = checkpoint.load_run(run_dir)  # fails early, naming the file, if one is missing or corrupt
+    cfg, model = run.cfg, run.model
     model.positions.table = sinusoidal_table(positions_needed(cfg), cfg.model.d_model)  # the graph's fixed table
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     _export_graphs(model, out_dir, opset)
-    for path in sorted(tokenizer_dir.glob("*.model")):
+    for path in sorted((run_dir / checkpoint.TOKENIZER_DIR).glob("*.model")):
         shutil.copy(path, out_dir / path.name)
     shutil.copy(run_dir / checkpoint.CONFIG_FILE, out_dir / CONFIG_COPY)
     log.info("wrote %s and %s to %s", ENCODER_FILE, STEP_FILE, out_dir)
@@ -164,14 +159,12 @@ class OnnxTranslator:
             import onnxruntime as ort
         except ImportError:
             raise AttnlabError("running ONNX exports needs the onnxruntime package: pip install onnxruntime") from None
-        model_dir = Path(model_dir)
-        if not (model_dir / STEP_FILE).is_file():
-            raise AttnlabError(f"{model_dir} is not an ONNX export of an attnlab model (run `attnlab export onnx`)")
+        cfg, tokenizer = load_export(model_dir, STEP_FILE, "an ONNX", "onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        sessions = [ort.InferenceSession(str(model_dir / f), options, providers=["CPUExecutionProvider"])
+        sessions = [ort.InferenceSession(str(Path(model_dir) / f), options, providers=["CPUExecutionProvider"])
                     for f in (ENCODER_FILE, STEP_FILE)]
-        return cls(load_config(model_dir / CONFIG_COPY), Tokenizer.load(model_dir), *sessions)
+        return cls(cfg, tokenizer, *sessions)
 
     def greedy_ids(self, src_ids: Sequence[Sequence[int]]) -> list[list[int]]:
         """Tokenized, non-empty sentences -> output ids, as `greedy_search` decodes them (one batch)."""
