@@ -106,3 +106,22 @@ def tiny_run(tmp_path_factory) -> Path:
     run_dir = root / "run"
     assert main(["-q", "train", "--config", str(config), "--out", str(run_dir)]) == 0
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def chromium_env(tmp_path_factory) -> dict[str, str]:
+    """The environment for a test's Chromium: fontconfig also finds the CJK font that the pictures use
+    (attnlab/viz/fonts.py), so that Chinese shows as Chinese in screenshots with no system CJK font."""
+    from attnlab.viz.fonts import packaged_font
+
+    env = dict(os.environ)
+    font = packaged_font()
+    if font is None:
+        return env
+    conf = tmp_path_factory.mktemp("fontconfig") / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+                    '  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n'
+                    f"  <dir>{font.parent}</dir>\n  <cachedir>{conf.parent / 'cache'}</cachedir>\n</fontconfig>\n",
+                    encoding="utf-8")
+    env["FONTCONFIG_FILE"] = str(conf)
+    return env

@@ -54,11 +54,11 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium_env):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed: "
                                    "pip install -e '.[test]' (make setup does)")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=chromium_env)
         yield browser
         browser.close()
 

@@ -427,13 +427,13 @@ def test_viz_attention_html_command(tiny_run, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium_env):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Debian's Chromium is not installed ({CHROMIUM} is missing; apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed: "
                                    "pip install -e '.[test]' (make setup does)")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=chromium_env)
         yield browser
         browser.close()
 
