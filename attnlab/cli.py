@@ -17,6 +17,7 @@ from attnlab.align.cli import register as _add_align
 from attnlab.errors import AttnlabError
 from attnlab.export.cli import register as _add_export
 from attnlab.serve.cli import register as _add_serve
+from attnlab.translate import ENGINE_HELP, ENGINES, load_engine
 from attnlab.viz.cli import register as _add_viz
 from attnlab.word2vec.cli import register as _add_w2v
 
@@ -62,9 +63,7 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
     p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
     p.add_argument("--input", type=Path, default=None, help="read this file instead of stdin")
-    p.add_argument("--engine", choices=("attnlab", "ctranslate2"), default="attnlab",
-                   help="attnlab: the PyTorch model of a run directory; ctranslate2: a folder written by "
-                        "`attnlab export ctranslate2` (default: attnlab)")
+    p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
     p.set_defaults(func=cmd_translate)
 
 
@@ -77,6 +76,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--show", type=int, default=0, help="also print N sample translations to stderr")
     p.add_argument("--length-penalty", type=float, default=None,
                    help="GNMT length penalty alpha for beam search (default from the model's config)")
+    p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -229,16 +229,9 @@ def _read_chunks(stream, interactive: bool):
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from attnlab.translator import Translator
-
     if args.beam is not None and args.beam < 1:
         raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
-    if args.engine == "ctranslate2":
-        from attnlab.export.ct2_translator import CT2Translator
-
-        translator = CT2Translator.load(args.model)
-    else:
-        translator = Translator.load(args.model)
+    translator = load_engine(args.engine, args.model)
     stream = open(args.input, "rb") if args.input else sys.stdin.buffer
     interactive = args.input is None and sys.stdin.isatty()
     prompt = f"{translator.cfg.src_lang}> "
@@ -262,9 +255,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from attnlab.data.parallel import load_pairs
     from attnlab.metrics import score
     from attnlab.train import data_spec
-    from attnlab.translator import Translator
 
-    translator = Translator.load(args.model)
+    translator = load_engine(args.engine, args.model)
     cfg = translator.cfg
     if args.length_penalty is not None:
         cfg.decode.length_penalty = args.length_penalty
@@ -272,7 +264,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     groups = load_pairs(data_spec(path), cfg.direction).references()
     if args.limit > 0:
         groups = groups[: args.limit]
-    beam = cfg.decode.beam if args.beam is None else args.beam
+    beam = translator.options(args.beam).beam
     started = time.monotonic()
     hyps = translator.translate([src for src, _ in groups], beam=beam)
     seconds = time.monotonic() - started

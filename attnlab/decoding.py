@@ -89,10 +89,14 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
+def output_limit(n_src: int, opts: DecodeConfig) -> int:
+    """The longest output of a sentence of n_src source tokens: floor(a · n_src + b), at least 1."""
+    return max(1, math.floor(opts.max_len_a * n_src + opts.max_len_b))
+
+
 def max_output_lengths(src: Tensor, opts: DecodeOptions) -> list[int]:
-    """Per sentence: floor(a * non-pad source tokens + b), at least 1."""
-    src_lens = (src != opts.pad_id).sum(dim=1).tolist()  # (B,)
-    return [max(1, math.floor(opts.max_len_a * n + opts.max_len_b)) for n in src_lens]
+    """Per sentence of src (B,S): `output_limit` of its non-pad source tokens."""
+    return [output_limit(n, opts) for n in (src != opts.pad_id).sum(dim=1).tolist()]
 
 
 def search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None) -> list[list[int]]:

@@ -205,3 +205,9 @@ class Seq2SeqTransformer(nn.Module):
         """Teacher forcing: src (B,S), tgt_in (B,T) starting with <bos> -> logits (B,T,V)."""
         return self.logits(self.decode(tgt_in, memory=self.encode(src)).hidden)
 
+
+def count_parameters(cfg: ModelConfig) -> int:
+    """Parameters of the model a config describes (built on the meta device: no memory, no weights needed)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in Seq2SeqTransformer(cfg).parameters())
+

@@ -33,12 +33,12 @@ from attnlab import checkpoint
 from attnlab.config import Config, ModelConfig, TokenizerConfig
 from attnlab.data.parallel import load_pairs
 from attnlab.decoding import DecodeOptions
-from attnlab.export.ct2_translator import batches_by_limit
 from attnlab.export.ctranslate2 import export_ctranslate2
 from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
 from attnlab.tokenizer import Tokenizer
-from attnlab.translator import Translator
+from attnlab.translate.base import length_batches
+from attnlab.translate.pytorch import Translator
 
 TOKENIZER_CACHE = Path(".cache/bench-tokenizer")  # shared with train_throughput.py
 
@@ -62,17 +62,17 @@ def run_job(job: Job) -> tuple[list[list[list[int]]], float]:
         from attnlab.decoding import search
 
         torch.set_num_threads(job.threads)
-        model = Translator.load(job.model_dir).model
+        model = checkpoint.load_run(job.model_dir).model
 
         def decode(batch: list[list[int]]) -> list[list[int]]:
             return search(model, pad_sources(batch), job.opts)
     else:
-        from attnlab.export.ct2_translator import CT2Translator, output_limit
+        from attnlab.translate.ctranslate2 import CT2Translator
 
         engine = CT2Translator.load(job.model_dir, threads=job.threads)
 
         def decode(batch: list[list[int]]) -> list[list[int]]:
-            return engine.translate_batch(batch, job.opts, output_limit(len(batch[0]), job.opts))
+            return engine.translate_batch(batch, job.opts)  # the batch shares one output limit
 
     decode(job.batches[len(job.batches) // 2])  # warm-up: allocator, thread pool, kernels
     best = float("inf")
@@ -131,7 +131,7 @@ def main() -> None:
               f"{'BLEU CT2':>9} {'identical':>10}")
         for beam in args.beams:
             opts = ours.options(beam)
-            order = batches_by_limit(src_ids, opts, args.max_tokens)
+            order = length_batches(src_ids, opts, args.max_tokens, one_limit=True)
             batches = [[src_ids[i] for i in b] for b in order]
             results = {}
             for engine, model_dir in (("attnlab", run_dir), ("ctranslate2", ct2_dir)):

@@ -30,9 +30,10 @@ from searches import assert_beam_agrees, assert_greedy_agrees, token_log_probs
 pytest.importorskip("ctranslate2")
 pytest.importorskip("onnxruntime")
 
-from attnlab.export.ct2_translator import CT2Translator, batches_by_limit, output_limit  # noqa: E402
 from attnlab.export.ctranslate2 import export_ctranslate2  # noqa: E402
-from attnlab.export.onnx import DecoderStepGraph, OnnxTranslator, export_onnx  # noqa: E402
+from attnlab.export.onnx import DecoderStepGraph, export_onnx  # noqa: E402
+from attnlab.translate.ctranslate2 import CT2Translator, batches_by_limit, output_limit  # noqa: E402
+from attnlab.translate.onnx import OnnxTranslator  # noqa: E402
 
 
 @pytest.fixture(scope="module")

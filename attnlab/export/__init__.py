@@ -1,9 +1,9 @@
 """Export a trained run to other inference engines: CTranslate2 (whole model) and ONNX (encoder + one decoder step).
 
     ctranslate2.py     the model as a CTranslate2 TransformerSpec, saved through ctranslate2's Converter
-    ct2_translator.py  text in, text out with the exported CTranslate2 model (`translate --engine ctranslate2`)
-    onnx.py            encoder and decoder-step graphs, and a greedy search that runs them with onnxruntime
+    onnx.py            the encoder and decoder-step graphs (the decoder step is `attnlab.nn.step`'s)
     cli.py             the `attnlab export` subcommand
+The engines that translate with the exported folders are in `attnlab.translate` (`--engine ctranslate2 / onnx`).
 
 The engines are optional dependencies (ctranslate2, onnx, onnxruntime): `attnlab` imports these modules
 only when an export or an engine is asked for, and a missing package is named in a one-line error.
@@ -24,10 +24,26 @@ if TYPE_CHECKING:  # imported when used: `attnlab --help` stays light
 CONFIG_COPY = "attnlab.toml"  # the run's config.toml, inside every export folder
 
 
+def is_export(folder: Path, model_file: str) -> bool:
+    """Whether `folder` holds an export: the engine's `model_file` and the run's config."""
+    return (folder / model_file).is_file() and (folder / CONFIG_COPY).is_file()
+
+
+def check_out_dir(run_dir: Path, out_dir: Path, force: bool, model_file: str, engine: str) -> None:
+    """out_dir may be written: it does not exist, or `force` is given and it holds an earlier export (or nothing)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AttnlabError(f"--out {out_dir} is a file, not a folder")
+    if out_dir.exists() and not force:
+        raise AttnlabError(f"{out_dir} already exists; pass --force to replace an earlier export")
+    if out_dir.exists() and (out_dir.resolve() == run_dir.resolve() or not (
+            is_export(out_dir, model_file) or not any(out_dir.iterdir()))):
+        raise AttnlabError(f"--force replaces only an earlier {engine} export, and {out_dir} is not one")
+
+
 def load_export(export_dir: str | Path, model_file: str, engine: str, command: str) -> tuple[Config, Tokenizer]:
-    """The run's config and tokenizer inside an export folder; `model_file` marks the engine's own model."""
+    """The run's config and tokenizer inside an export folder of `engine`."""
     export_dir = Path(export_dir)
-    if not ((export_dir / model_file).is_file() and (export_dir / CONFIG_COPY).is_file()):
+    if not is_export(export_dir, model_file):
         raise AttnlabError(f"{export_dir} is not {engine} export of an attnlab model (run `attnlab export {command}` first)")
     from attnlab.tokenizer import Tokenizer
 

@@ -3,7 +3,7 @@
 The spec is filled from the model's own modules and saved through CTranslate2's `Converter` base class
 (`validate`, optional weight quantization, `save`), the path CTranslate2's converters for fairseq and
 OpenNMT-py take. The sentencepiece model(s) and the run's config are registered as extra files, so the
-exported folder translates text on its own (`ct2_translator.py`).
+exported folder translates text on its own (`attnlab.translate.ctranslate2`).
 
 How attnlab's parts map onto the spec (CTranslate2 4.x, `specs/transformer_spec.py`):
     embeddings ×√D                       scale_embeddings = True (the spec's default)
@@ -30,7 +30,7 @@ import torch
 
 from attnlab import checkpoint
 from attnlab.errors import AttnlabError
-from attnlab.export import CONFIG_COPY, positions_needed
+from attnlab.export import CONFIG_COPY, check_out_dir, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.tokenizer import BOS, EOS, SPECIALS, UNK, Tokenizer
@@ -143,11 +143,6 @@ class AttnlabConverter(Converter):
         return spec
 
 
-def is_export(path: Path) -> bool:
-    """Whether `path` holds a CTranslate2 model written by this module."""
-    return (path / MODEL_FILE).is_file() and (path / CONFIG_COPY).is_file()
-
-
 def export_ctranslate2(run_dir: str | Path, out_dir: str | Path, quantization: str | None = None,
                        force: bool = False) -> Path:
     """Write the run's model as a CTranslate2 model folder (model.bin, config.json, vocabulary, tokenizer, config).
@@ -158,13 +153,7 @@ def export_ctranslate2(run_dir: str | Path, out_dir: str | Path, quantization: s
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise AttnlabError(f"unknown quantization {quantization!r} (known: {', '.join(QUANTIZATIONS)})")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise AttnlabError(f"--out {out_dir} is a file, not a folder")
-    if out_dir.exists():
-        if not force:
-            raise AttnlabError(f"{out_dir} already exists; pass --force to replace an earlier export")
-        if out_dir.resolve() == run_dir.resolve() or not (is_export(out_dir) or not any(out_dir.iterdir())):
-            raise AttnlabError(f"--force replaces only an earlier CTranslate2 export, and {out_dir} is not one")
+    check_out_dir(run_dir, out_dir, force, MODEL_FILE, "CTranslate2")
     try:
         AttnlabConverter(run_dir).convert(str(out_dir), quantization=quantization, force=force)
     except (ValueError, RuntimeError, OSError) as e:

@@ -6,7 +6,7 @@
                        ->  logits (N,V), present_k_i, present_v_i (N,H,T+1,Dh)
 The cross-attention keys and values are computed once per sentence, as in `Seq2SeqTransformer.start_decoding`;
 the self-attention cache travels through the step's inputs and outputs (T = 0 at the first step). The
-folder also holds the tokenizer and the run's config, so `OnnxTranslator` decodes from it alone.
+folder also holds the tokenizer and the run's config, so `attnlab.translate.onnx` decodes from it alone.
 
 The step graph traces `attnlab.nn.step.decoder_step`, the code the model's own `decode_step` runs, on (N, D)
 rows: one query per row needs no causal mask, and the position is a tensor input, so the graph stays valid
@@ -19,29 +19,21 @@ References: PyTorch `torch.onnx.export` documentation; ONNX Runtime Python API (
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import shutil
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab import checkpoint
-from attnlab.config import Config
-from attnlab.data.normalize import normalize_en, normalize_zh
-from attnlab.decoding import DecodeOptions, max_output_lengths
-from attnlab.errors import AttnlabError
-from attnlab.export import CONFIG_COPY, load_export, positions_needed
+from attnlab.export import CONFIG_COPY, check_out_dir, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
-from attnlab.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -92,20 +84,14 @@ class _PastKV:
         return self.k, self.v
 
 
-def _names(n_layers: int, prefix: str) -> list[str]:
+def kv_names(n_layers: int, prefix: str) -> list[str]:
     return [f"{prefix}_{kind}_{i}" for i in range(n_layers) for kind in ("k", "v")]
 
 
 def export_onnx(run_dir: str | Path, out_dir: str | Path, force: bool = False, opset: int = OPSET) -> Path:
     """Write encoder.onnx, decoder_step.onnx, the tokenizer and the config of a run into out_dir."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise AttnlabError(f"--out {out_dir} is a file, not a folder")
-    if out_dir.exists() and not force:
-        raise AttnlabError(f"{out_dir} already exists; pass --force to replace an earlier export")
-    if out_dir.exists() and (out_dir.resolve() == run_dir.resolve() or not (
-            (out_dir / STEP_FILE).is_file() or not any(out_dir.iterdir()))):
-        raise AttnlabError(f"--force replaces only an earlier ONNX export, and {out_dir} is not one")
+    check_out_dir(run_dir, out_dir, force, STEP_FILE, "ONNX")
     run = checkpoint.load_run(run_dir)  # fails early, naming the file, if one is missing or corrupt
     cfg, model = run.cfg, run.model
     model.positions.table = sinusoidal_table(positions_needed(cfg), cfg.model.d_model)  # the graph's fixed table
@@ -124,7 +110,7 @@ def _export_graphs(model: Seq2SeqTransformer, out_dir: Path, opset: int) -> None
     cfg = model.cfg
     n, h, dh = len(model.decoder), cfg.n_heads, cfg.d_model // cfg.n_heads
     src = torch.tensor([[5, 6, 7], [8, 9, 0]])  # (B=2, S=3): any ids; the axes below stay dynamic
-    cross, past = _names(n, "cross"), _names(n, "past")
+    cross, past = kv_names(n, "cross"), kv_names(n, "past")
     rows_src = {0: "rows", 2: "src_len"}
     with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation on every call
         warnings.simplefilter("ignore")
@@ -135,7 +121,7 @@ def _export_graphs(model: Seq2SeqTransformer, out_dir: Path, opset: int) -> None
         )
         kv = [torch.zeros(2, h, 3, dh) for _ in cross] + [torch.zeros(2, h, 4, dh) for _ in past]
         args = (torch.tensor([[5], [6]]), torch.tensor(4), src != model.pad_id, *kv)
-        present = _names(n, "present")
+        present = kv_names(n, "present")
         torch.onnx.export(
             DecoderStepGraph(model), args, str(out_dir / STEP_FILE), dynamo=False, opset_version=opset,
             input_names=["tokens", "position", "src_mask", *cross, *past], output_names=["logits", *present],
@@ -143,65 +129,3 @@ def _export_graphs(model: Seq2SeqTransformer, out_dir: Path, opset: int) -> None
                           **{c: rows_src for c in cross}, **{p: {0: "rows", 2: "past_len"} for p in past},
                           **{p: {0: "rows", 2: "present_len"} for p in present}},
         )
-
-
-class OnnxTranslator:
-    """Greedy translation with the two exported graphs on onnxruntime (numpy in, numpy out)."""
-
-    def __init__(self, cfg: Config, tokenizer: Tokenizer, encoder, step) -> None:  # onnxruntime sessions
-        self.cfg, self.tokenizer, self.encoder, self.step = cfg, tokenizer, encoder, step
-        self.normalize = normalize_zh if cfg.src_lang == "zh" else normalize_en
-        self.n_layers = cfg.model.n_decoder_layers
-
-    @classmethod
-    def load(cls, model_dir: str | Path, threads: int = 0) -> "OnnxTranslator":
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise AttnlabError("running ONNX exports needs the onnxruntime package: pip install onnxruntime") from None
-        cfg, tokenizer = load_export(model_dir, STEP_FILE, "an ONNX", "onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        sessions = [ort.InferenceSession(str(Path(model_dir) / f), options, providers=["CPUExecutionProvider"])
-                    for f in (ENCODER_FILE, STEP_FILE)]
-        return cls(cfg, tokenizer, *sessions)
-
-    def greedy_ids(self, src_ids: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Tokenized, non-empty sentences -> output ids, as `greedy_search` decodes them (one batch)."""
-        opts = dataclasses.replace(DecodeOptions.from_config(self.cfg.decode), beam=1)
-        width = max(len(x) for x in src_ids)
-        src = np.array([list(x) + [opts.pad_id] * (width - len(x)) for x in src_ids], dtype=np.int64)  # (B,S)
-        limits = max_output_lengths(torch.from_numpy(src), opts)
-        cross = self.encoder.run(None, {"src": src})
-        names = _names(self.n_layers, "cross"), _names(self.n_layers, "past")
-        h, dh = cross[0].shape[1], cross[0].shape[3]
-        past = [np.zeros((len(src), h, 0, dh), dtype=np.float32) for _ in names[1]]
-        tokens = np.full((len(src), 1), opts.bos_id, dtype=np.int64)
-        out: list[list[int]] = [[] for _ in src_ids]
-        live = np.arange(len(src))  # the sentence of each row
-        for position in range(max(limits)):
-            feed = {"tokens": tokens, "position": np.array(position, dtype=np.int64), "src_mask": src[live] != opts.pad_id,
-                    **{k: c[live] for k, c in zip(names[0], cross)}, **dict(zip(names[1], past))}
-            logits, *past = self.step.run(None, feed)  # (N,V), present k/v
-            logits[:, [opts.pad_id, opts.bos_id]] = -np.inf
-            best = logits.argmax(axis=1)  # (N,)
-            keep = []
-            for row, (b, token) in enumerate(zip(live, best.tolist())):
-                if token != opts.eos_id:
-                    out[b].append(token)
-                    if len(out[b]) < limits[b]:
-                        keep.append(row)
-            if not keep:
-                break
-            live, tokens, past = live[keep], best[keep][:, None], [p[keep] for p in past]
-        return out
-
-    def translate(self, lines: Sequence[str]) -> list[str]:
-        """Greedy translations of text lines (one batch); an empty line gives an empty line."""
-        ids = self.tokenizer.encode_src([self.normalize(line) for line in lines])
-        ids = [x[: self.cfg.decode.max_input_tokens] for x in ids]
-        todo = [i for i, x in enumerate(ids) if x]
-        out: list[list[int]] = [[] for _ in ids]
-        for i, hyp in zip(todo, self.greedy_ids([ids[i] for i in todo]) if todo else []):
-            out[i] = hyp
-        return self.tokenizer.decode_tgt(out)

@@ -1,13 +1,10 @@
 """One new target position through the decoder layers at inference: the fast twin of `DecoderLayer.forward`.
 
-What the layers compute with a KV cache and no dropout, written out on (N, D) rows: each linear map is one
-GEMM on a transposed (in, out) copy of its weight (x @ Wᵀ as a plain (in, out) GEMM runs about twice as
-fast for a few rows on CPU), with no per-sublayer module or dropout calls. The K beams of a sentence query
-its memory together, as K queries of one attention row, so the memory is stored once per sentence.
-
-Two callers run this same code: `Seq2SeqTransformer.decode_step` (the searches' inference path, on a
-`KVCache`) and the ONNX decoder-step graph (`attnlab.export.onnx`, which traces it with the cache passed
-in and out). Tests check it against the layers' own forward, which stays the readable reference.
+What the layers compute with a KV cache and no dropout, on (N, D) rows: each linear map is one GEMM on a
+transposed (in, out) copy of its weight (about twice as fast as x @ Wᵀ for a few rows on CPU), with no
+per-sublayer module or dropout calls; the K beams of a sentence query its memory as K queries of one row.
+`Seq2SeqTransformer.decode_step` runs it on a `KVCache`, and the ONNX decoder-step graph traces it with
+the cache passed in and out. Tests check it against the layers' own forward, the readable reference.
 
 Shape letters: B sentences, K beams per sentence, N = B·K rows, H heads, Dh head width, D model width,
 F FFN width, S source length, T positions decoded so far.
@@ -17,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +22,6 @@ from torch import Tensor
 from attnlab.nn.layers import DecoderLayer
 
 Norm = tuple[Tensor, Tensor, float]  # LayerNorm (weight, bias, eps)
-
-
-class StepCache(Protocol):
-    """A layer's self-attention cache: `KVCache`, or the ONNX graph's past/present tensors."""
-
-    def append_kv(self, kv: Tensor) -> tuple[Tensor, Tensor]: ...  # kv (N,2,H,1,Dh) -> keys, values (N,H,T+1,Dh)
 
 
 @dataclass
@@ -62,11 +52,12 @@ class StepLayer:
 
 
 def decoder_step(layers: Sequence[StepLayer], x: Tensor, memory_kv: Sequence[tuple[Tensor, Tensor]],
-                 caches: Sequence[StepCache], mask: Tensor | None, beams: int = 1) -> Tensor:
+                 caches: Sequence, mask: Tensor | None, beams: int = 1) -> Tensor:
     """x (N,D) embedded new position -> (N,D) after every layer (before a pre-norm stack's final LayerNorm).
 
     memory_kv: per layer, cross-attention keys and values (B,H,S,Dh), one row per sentence; mask (B,1,1,S)
-    True at real source tokens, or None when no source is padded; caches: one per layer, appended to.
+    True at real source tokens, or None when no source is padded; caches: one per layer, whose
+    `append_kv(kv (N,2,H,1,Dh))` returns every key and value so far (N,H,T+1,Dh) (a `KVCache`, say).
     """
     for lw, (mem_k, mem_v), cache in zip(layers, memory_kv, caches):
         d, heads = lw.width, lw.heads  # plain ints, so that a traced graph keeps no shape of the example input

@@ -1,4 +1,4 @@
-"""The HTTP API and the page: `create_app(translator, settings)` returns a FastAPI app.
+"""The HTTP API and the page: `create_app(translator, settings)` returns a FastAPI app for any engine.
 
     POST /v1/translate  {"texts": [...], "beam": 4, "attention": false, "attention_layers": false}
                         -> {"translations": [...], "attention": null | [...], "model": {...}, "timing_ms": ...}
@@ -36,9 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attnlab import checkpoint
+from attnlab.model import count_parameters
 from attnlab.serve.batcher import Batcher, QueueFullError
 from attnlab.serve.settings import ServeSettings
 from attnlab.tokenizer import encodable
+from attnlab.translate.base import TranslatorBase
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,8 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-def create_app(translator: Any, settings: ServeSettings, *, run_dir: str | Path | None = None) -> FastAPI:
-    """The app for one loaded Translator; run_dir (optional) names the model and supplies its scores."""
+def create_app(translator: TranslatorBase, settings: ServeSettings, *, run_dir: str | Path | None = None) -> FastAPI:
+    """The app for one loaded engine; run_dir (optional) names the model and supplies its scores."""
     settings.validate()
     batcher = Batcher(translator, max_batch=settings.max_batch, window_ms=settings.batch_window_ms,
                       max_queue=settings.max_queue)
@@ -138,12 +140,13 @@ def create_app(translator: Any, settings: ServeSettings, *, run_dir: str | Path 
     app.state.batcher = batcher
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
-    _add_api(app, batcher, settings, model_info(translator, settings, run_dir))
+    attention_maps = getattr(translator, "attention_maps", True)  # an engine says; a plain translator object is taken at its word
+    _add_api(app, batcher, settings, model_info(translator, settings, run_dir), attention_maps)
     _add_page(app)
     return app
 
 
-def _add_api(app: FastAPI, batcher: Batcher, settings: ServeSettings, info: ModelInfo) -> None:
+def _add_api(app: FastAPI, batcher: Batcher, settings: ServeSettings, info: ModelInfo, attention_maps: bool) -> None:
     TranslateRequest = request_model(settings)
     summary = ModelSummary(name=info.name, direction=info.direction)
     errors = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
@@ -152,6 +155,8 @@ def _add_api(app: FastAPI, batcher: Batcher, settings: ServeSettings, info: Mode
     async def translate(body: TranslateRequest) -> TranslateResponse:  # type: ignore[valid-type]
         """Translate texts; gathered with other requests into batches for the decoder."""
         started = time.perf_counter()
+        if body.attention and not attention_maps:
+            raise ApiError(422, "attention: this engine gives no attention maps (serve the run with --engine attnlab)")
         if body.attention and len(body.texts) > settings.max_attention_texts:
             raise ApiError(422, f"texts: at most {settings.max_attention_texts} texts per request with "
                                 f"attention, got {len(body.texts)}")
@@ -203,14 +208,13 @@ def attention_result(maps: Any, layers: bool) -> AttentionResult:
     )
 
 
-def model_info(translator: Any, settings: ServeSettings, run_dir: str | Path | None) -> ModelInfo:
-    cfg, model = translator.cfg, translator.model
-    m = cfg.model
+def model_info(translator: TranslatorBase, settings: ServeSettings, run_dir: str | Path | None) -> ModelInfo:
+    cfg, m = translator.cfg, translator.cfg.model
     return ModelInfo(
         name=Path(run_dir).name if run_dir is not None else "model",
         direction=cfg.direction, source_language=cfg.src_lang, target_language=cfg.tgt_lang,
         sizes={"d_model": m.d_model, "heads": m.n_heads, "d_ff": m.d_ff, "encoder_layers": m.n_encoder_layers,
-               "decoder_layers": m.n_decoder_layers, "parameters": sum(p.numel() for p in model.parameters())},
+               "decoder_layers": m.n_decoder_layers, "parameters": count_parameters(m)},
         vocabulary={"size": m.vocab_size, "joint": cfg.tokenizer.joint, "model_type": cfg.tokenizer.model_type},
         decode={"beam": cfg.decode.beam, "length_penalty": cfg.decode.length_penalty,
                 "max_input_tokens": cfg.decode.max_input_tokens},

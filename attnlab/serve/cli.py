@@ -14,6 +14,7 @@ from pathlib import Path
 
 from attnlab.errors import AttnlabError
 from attnlab.serve.settings import ServeSettings
+from attnlab.translate import ENGINE_HELP, ENGINES
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `serve` to the subcommands of the `attnlab` parser."""
     d = ServeSettings()
     p = sub.add_parser("serve", help="serve a model over HTTP: a JSON API and a page that shows the attention")
-    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model (or an export, with --engine)")
+    p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
     p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host}, this machine only)")
     p.add_argument("--port", type=int, default=d.port, help=f"TCP port (default: {d.port})")
     p.add_argument("--max-batch", type=int, default=d.max_batch,
@@ -64,13 +66,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise AttnlabError(f"serve needs FastAPI and uvicorn ({e.name} is not installed)") from None
     import torch
 
-    from attnlab.translator import Translator
+    from attnlab.translate import load_engine
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     sock = listen(settings.host, settings.port)  # first: a taken port fails before the model loads
     try:
-        translator = Translator.load(args.model)
+        translator = load_engine(args.engine, args.model, threads=args.threads or 0)
         app = create_app(translator, settings, run_dir=args.model)
         host, port = sock.getsockname()[:2]
         if settings.host not in LOOPBACK:

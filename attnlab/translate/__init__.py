@@ -1,0 +1,37 @@
+"""Text in, text out on any engine: one text pipeline, and the engines that decode beside it.
+
+    base.py         TranslatorBase: normalise, encode, truncate, bucket by length, one line out per line in
+    pytorch.py      Translator: attnlab's own model and search, and the attention maps behind a translation
+    ctranslate2.py  CT2Translator: a folder written by `attnlab export ctranslate2`
+    onnx.py         OnnxTranslator: the graphs of `attnlab export onnx` on onnxruntime, under the same searches
+
+`load_engine(engine, path)` opens one by name, for `translate`, `evaluate` and `serve --engine`; the
+CTranslate2 and ONNX engines import their packages only then.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing the package stays light: `attnlab --help` reads ENGINES without torch
+    from attnlab.translate.base import TranslatorBase
+
+ENGINES = ("attnlab", "ctranslate2", "onnx")
+ENGINE_HELP = ("attnlab: the PyTorch model of a run directory; ctranslate2 / onnx: a folder written by "
+               "`attnlab export ctranslate2` / `attnlab export onnx` (default: attnlab)")
+
+
+def load_engine(engine: str, path: str | Path, threads: int = 0) -> TranslatorBase:
+    """An engine by name (one of ENGINES) on the model at `path`; threads: the engine's own (0: its default)."""
+    if engine == "ctranslate2":
+        from attnlab.translate.ctranslate2 import CT2Translator
+
+        return CT2Translator.load(path, threads=threads)
+    if engine == "onnx":
+        from attnlab.translate.onnx import OnnxTranslator
+
+        return OnnxTranslator.load(path, threads=threads)
+    from attnlab.translate.pytorch import Translator
+
+    return Translator.load(path)

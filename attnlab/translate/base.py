@@ -1,0 +1,101 @@
+"""The text pipeline every engine shares: normalise, encode, truncate, bucket by length, decode, detokenize.
+
+An engine subclasses `TranslatorBase` and supplies `translate_batch` (one batch of non-empty tokenized
+sentences on its own runtime); everything around it is here, written once. The order of outputs always
+equals the order of inputs, an empty line translates to an empty line, and no output holds a line break.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Sequence
+
+from attnlab.config import Config
+from attnlab.data.normalize import normalize_en, normalize_zh
+from attnlab.decoding import DecodeOptions, output_limit
+from attnlab.errors import AttnlabError
+from attnlab.tokenizer import Tokenizer, encodable
+
+log = logging.getLogger(__name__)
+# every character str.splitlines() breaks on: none may reach an output line, or line counts drift
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """The text with line and paragraph separators turned into spaces: it prints as exactly one line."""
+    return _LINE_BREAKS.sub(" ", text)
+
+
+def length_batches(src_ids: Sequence[Sequence[int]], opts: DecodeOptions, max_tokens: int, *,
+                   one_limit: bool = False) -> list[list[int]]:
+    """Indices of the non-empty sentences, sorted by length, cut into batches of similar length that hold at
+    most max_tokens rows (sentences × beams) × (source + expected output) tokens. With `one_limit`, the
+    sentences of a batch also share one output length limit (for an engine that takes one per call)."""
+    order = sorted((i for i, x in enumerate(src_ids) if x), key=lambda i: len(src_ids[i]))
+    batches: list[list[int]] = []
+    for i in order:
+        n = len(src_ids[i])
+        last = batches[-1] if batches else None
+        fits = last is not None and (len(last) + 1) * opts.beam * 3 * (n + 2) <= max_tokens
+        if fits and (not one_limit or output_limit(len(src_ids[last[0]]), opts) == output_limit(n, opts)):
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+class TranslatorBase:
+    """Text in, text out on one engine; subclasses supply `translate_batch`."""
+
+    one_limit = False  # True: every batch shares one output length limit (see length_batches)
+    attention_maps = False  # True: `attention(line)` shows the weights behind a translation
+
+    def __init__(self, cfg: Config, tokenizer: Tokenizer) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.normalize = normalize_zh if cfg.src_lang == "zh" else normalize_en
+        self.truncated = 0  # inputs cut to decode.max_input_tokens so far
+
+    def options(self, beam: int | None = None) -> DecodeOptions:
+        """The run's [decode] settings; `beam` overrides its beam size."""
+        opts = DecodeOptions.from_config(self.cfg.decode)
+        if beam is None:
+            return opts
+        if beam < 1:
+            raise AttnlabError(f"beam must be at least 1, got {beam}")
+        return dataclasses.replace(opts, beam=beam)
+
+    def encode(self, lines: Sequence[str]) -> list[list[int]]:
+        """Normalised, tokenized source ids, truncated to decode.max_input_tokens (with one warning)."""
+        ids = self.tokenizer.encode_src([self.normalize(encodable(line)) for line in lines])
+        limit = self.cfg.decode.max_input_tokens
+        long = [i for i, x in enumerate(ids) if len(x) > limit]
+        if long:
+            if self.truncated == 0:
+                log.warning("input line %d is longer than %d subwords and was truncated "
+                            "(later long lines are truncated too, without a warning)", long[0] + 1, limit)
+            self.truncated += len(long)
+            ids = [x[:limit] for x in ids]
+        return ids
+
+    def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions) -> list[list[int]]:
+        """One batch of non-empty tokenized sentences -> output ids (<bos>/<eos> stripped)."""
+        raise NotImplementedError
+
+    def translate_ids(self, src_ids: Sequence[Sequence[int]], beam: int | None = None,
+                      max_tokens: int = 6000) -> list[list[int]]:
+        """Translate tokenized sentences, batched by length; empty inputs give empty outputs."""
+        opts = self.options(beam)
+        out: list[list[int]] = [[] for _ in src_ids]
+        for batch in length_batches(src_ids, opts, max_tokens, one_limit=self.one_limit):
+            for i, hyp in zip(batch, self.translate_batch([src_ids[i] for i in batch], opts)):
+                out[i] = hyp
+        return out
+
+    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]:
+        """One output line per input line, in order (no output holds a line break of any kind)."""
+        return [one_line(t) for t in self.tokenizer.decode_tgt(self.translate_ids(self.encode(lines), beam))]
+
+    def attention(self, line: str, beam: int | None = None):
+        raise AttnlabError(f"the {type(self).__name__} engine gives no attention maps (the attnlab engine does)")

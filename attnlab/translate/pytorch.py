@@ -1,0 +1,74 @@
+"""attnlab's own engine: the PyTorch model of a run directory and the searches of `attnlab.decoding`.
+
+`Translator.load(run_dir)` reads a self-contained run directory (`checkpoint.load_run`); besides the
+shared text pipeline it shows the attention weights behind one translation (`attention`), from the
+readable attention path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from attnlab import checkpoint
+from attnlab.config import Config
+from attnlab.data.batching import pad_sources
+from attnlab.decoding import DecodeOptions, search
+from attnlab.errors import AttnlabError
+from attnlab.model import Seq2SeqTransformer
+from attnlab.tokenizer import BOS, EOS, Tokenizer
+from attnlab.translate.base import TranslatorBase
+
+
+@dataclass
+class AttentionMaps:
+    """The attention weights behind one translation, from the readable attention path."""
+
+    source: list[str]  # S source subword pieces
+    target: list[str]  # T target pieces produced, ending with <eos> (row t is the step that produced target[t])
+    translation: str
+    encoder: Tensor  # (L_enc, H, S, S) encoder self-attention
+    decoder: Tensor  # (L_dec, H, T, T) decoder self-attention (causal)
+    cross: Tensor  # (L_dec, H, T, S) decoder cross-attention over the source
+
+
+class Translator(TranslatorBase):
+    """attnlab's own PyTorch model and search."""
+
+    attention_maps = True
+
+    def __init__(self, cfg: Config, tokenizer: Tokenizer, model: Seq2SeqTransformer) -> None:
+        super().__init__(cfg, tokenizer)
+        self.model = model
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Translator:
+        run = checkpoint.load_run(run_dir)
+        return cls(run.cfg, run.tokenizer, run.model)
+
+    @torch.inference_mode()
+    def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions) -> list[list[int]]:
+        return search(self.model, pad_sources(src_ids), opts)
+
+    @torch.inference_mode()
+    def attention(self, line: str, beam: int | None = None) -> AttentionMaps:
+        """Translate one line, then rerun the decoder on the result with weights returned."""
+        src_ids = self.encode([line])[0]
+        if not src_ids:
+            raise AttnlabError("cannot show attention for an empty sentence")
+        hyp = self.translate_ids([src_ids], beam)[0]
+        src = pad_sources([src_ids])  # (1,S)
+        tgt_in = torch.tensor([[BOS, *hyp]])  # (1,T)
+        memory = self.model.encode(src, need_weights=True)
+        out = self.model.decode(tgt_in, memory=memory, need_weights=True)
+        stack = lambda ws: torch.stack([w[0] for w in ws]).float()  # L × (1,H,·,·) -> (L,H,·,·)
+        return AttentionMaps(
+            source=self.tokenizer.src_pieces(src_ids),
+            target=self.tokenizer.tgt_pieces([*hyp, EOS]),
+            translation=self.tokenizer.decode_tgt([hyp])[0],
+            encoder=stack(memory.attention), decoder=stack(out.self_attention), cross=stack(out.cross_attention),
+        )
