@@ -242,15 +242,21 @@ def verify_manifest(run_dir: Path) -> None:
             raise AttnlabError(f"{f} does not match its checksum in {path}: the file is corrupt or was changed")
 
 
+def read_scores(run_dir: Path) -> dict[str, Any] | None:
+    """scores.json of the best weights, or None where there is none or it is unreadable: scores are optional
+    (older runs, hand-made folders, exports); the manifest guards the weights."""
+    try:
+        scores = json.loads((run_dir / SCORES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return scores if isinstance(scores, dict) else None
+
+
 def check_direction(run_dir: Path, cfg: Config) -> None:
     """The best weights' scores.json records the direction they were trained for; it must be the config's."""
-    path = run_dir / SCORES_FILE
-    try:
-        trained = json.loads(path.read_text(encoding="utf-8")).get("direction")
-    except (OSError, ValueError, AttributeError):
-        return  # scores are optional (older runs, hand-made folders); the manifest guards the weights
+    trained = (read_scores(run_dir) or {}).get("direction")
     if trained is not None and trained != cfg.direction:
-        raise AttnlabError(f"{path}: these weights were trained for {trained}, but {run_dir / CONFIG_FILE} "
+        raise AttnlabError(f"{run_dir / SCORES_FILE}: these weights were trained for {trained}, but {run_dir / CONFIG_FILE} "
                            f"says {cfg.direction}; the folder mixes files of two runs")
 
 

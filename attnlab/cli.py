@@ -229,9 +229,8 @@ def _read_chunks(stream, interactive: bool):
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    if args.beam is not None and args.beam < 1:
-        raise AttnlabError(f"--beam must be at least 1, got {args.beam}")
     translator = load_engine(args.engine, args.model)
+    translator.options(args.beam)  # a bad --beam fails before any input is read
     stream = open(args.input, "rb") if args.input else sys.stdin.buffer
     interactive = args.input is None and sys.stdin.isatty()
     prompt = f"{translator.cfg.src_lang}> "

@@ -43,24 +43,23 @@ import torch
 from torch import Tensor
 
 from attnlab.config import DecodeConfig
+from attnlab.tokenizer import BOS, EOS, PAD
 
 
 @dataclass
-class DecodeOptions:
-    beam: int = 4  # beam size K (1: greedy)
-    length_penalty: float = 0.6  # GNMT α: score = logprob_sum / ((5 + len) / 6) ** α; 0 ranks by log-prob
-    max_len_a: float = 1.5  # output length limit floor(a * source_length + b), source pads not counted
-    max_len_b: int = 10
+class DecodeOptions(DecodeConfig):
+    """The `[decode]` config table's fields (beam, length penalty, output limit; defaults there), plus what a
+    search needs besides: the tokenizer's special ids and whether to use the KV cache."""
+
     use_cache: bool = True  # False: re-run the decoder on the whole prefix each step (the readable reference)
-    bos_id: int = 1  # fed as the first target token; never emitted
-    eos_id: int = 2  # ends a hypothesis; stripped from the output
-    pad_id: int = 0  # source padding (must be the model's pad_id); never emitted
+    bos_id: int = BOS  # fed as the first target token; never emitted
+    eos_id: int = EOS  # ends a hypothesis; stripped from the output
+    pad_id: int = PAD  # source padding (must be the model's pad_id); never emitted
 
     @classmethod
     def from_config(cls, cfg: DecodeConfig, **overrides: Any) -> DecodeOptions:
-        """Options from the `[decode]` config table (special ids keep their defaults unless overridden)."""
-        return cls(beam=cfg.beam, length_penalty=cfg.length_penalty, max_len_a=cfg.max_len_a,
-                   max_len_b=cfg.max_len_b, **overrides)
+        """Options from the `[decode]` config table, with `overrides` (e.g. beam=1) on top."""
+        return cls(**{**dataclasses.asdict(cfg), **overrides})
 
 
 class Seq2SeqModel(Protocol):

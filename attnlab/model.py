@@ -1,4 +1,4 @@
-"""The encoder-decoder Transformer (Vaswani et al. 2017, figure 1): encode / decode / logits.
+"""The encoder-decoder Transformer (Vaswani et al. 2017, figure 1): encode / decode / decode_step / logits.
 
     src ids -> embed·√D + PE -> N encoder layers -> memory
     tgt ids -> embed·√D + PE -> N decoder layers (causal self-attn, cross-attn over memory) -> logits
@@ -196,7 +196,7 @@ class Seq2SeqTransformer(nn.Module):
         if self._step_layers is None:
             self._step_layers = [StepLayer.of(layer, self._transposed) for layer in self.decoder]
         d = self.cfg.d_model
-        x = F.embedding(tgt.view(-1), self.tgt_embed.weight) * math.sqrt(d) + self.positions.at(state.length)  # (N,D)
+        x = F.embedding(tgt.view(-1), self.tgt_embed.weight) * math.sqrt(d) + self.positions.rows(state.length)  # (N,D)
         mask = state.src_mask if state.src_padded else None  # (B,1,1,S); sentences keep no padding when selected
         x = decoder_step(self._step_layers, x, state.memory_kv, state.caches, mask, state.beams)
         return self.decoder_norm(x) @ self._transposed(self._output_weight())  # (N,D) @ (D,V)

@@ -170,11 +170,11 @@ def test_onnx_graphs_equal_the_model(translator, sources, onnx_dir):
 
 def test_onnx_greedy_equals_attnlab(translator, sources, onnx_dir):
     ort = OnnxTranslator.load(onnx_dir, threads=1)
-    theirs = ort.greedy_ids(sources)
+    theirs = ort.translate_ids(sources, beam=1)
     ours = translator.translate_ids(sources, beam=1)
     assert few(assert_greedy_agrees(translator.model, sources, ours, theirs, translator.options(1)), len(sources))
     ids = translator.encode(["一二三"])
-    assert ort.translate(["一二三", ""]) == [*translator.tokenizer.decode_tgt(ort.greedy_ids(ids)), ""]
+    assert ort.translate(["一二三", ""], beam=1) == [*translator.tokenizer.decode_tgt(ort.translate_ids(ids, beam=1)), ""]
 
 
 def test_onnx_step_graph_equals_the_layers(translator, sources):

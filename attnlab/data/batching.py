@@ -59,20 +59,17 @@ def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
 def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> Batch:
     """Pad one batch: src ids as given; target gets <bos> in front (input) and <eos> behind (output)."""
     b = len(src)
-    s_len = max(len(x) for x in src)
     t_len = max(len(y) for y in tgt) + 1
-    src_t = torch.full((b, s_len), PAD, dtype=torch.long)
     tgt_in = torch.full((b, t_len), PAD, dtype=torch.long)
     tgt_out = torch.full((b, t_len), PAD, dtype=torch.long)
-    for r, (x, y) in enumerate(zip(src, tgt)):
-        src_t[r, : len(x)] = torch.tensor(x, dtype=torch.long)
+    for r, y in enumerate(tgt):
         tgt_in[r, : len(y) + 1] = torch.tensor([BOS, *y], dtype=torch.long)
         tgt_out[r, : len(y) + 1] = torch.tensor([*y, EOS], dtype=torch.long)
-    return Batch(src_t, tgt_in, tgt_out, sum(len(y) + 1 for y in tgt))
+    return Batch(pad_sources(src), tgt_in, tgt_out, sum(len(y) + 1 for y in tgt))
 
 
 def pad_sources(src: Sequence[Sequence[int]]) -> Tensor:
-    """(B, S) right-padded source ids for decoding."""
+    """(B, S) right-padded source ids (at least one column)."""
     s_len = max(1, max((len(x) for x in src), default=1))
     out = torch.full((len(src), s_len), PAD, dtype=torch.long)
     for r, x in enumerate(src):

@@ -11,7 +11,6 @@ only when an export or an engine is asked for, and a missing package is named in
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,8 +52,9 @@ def load_export(export_dir: str | Path, model_file: str, engine: str, command: s
 def positions_needed(cfg: Config) -> int:
     """Rows of positional encoding an exported model must hold: fixed-size tables cannot grow as attnlab's does.
 
-    The longest source is decode.max_input_tokens; the longest output floor(max_len_a · that + max_len_b),
-    plus its <bos>.
+    The longest source is decode.max_input_tokens; the longest output its `output_limit`, plus its <bos>.
     """
+    from attnlab.decoding import output_limit
+
     d = cfg.decode
-    return max(cfg.model.max_positions, d.max_input_tokens, math.floor(d.max_len_a * d.max_input_tokens + d.max_len_b) + 1)
+    return max(cfg.model.max_positions, d.max_input_tokens, output_limit(d.max_input_tokens, d) + 1)

@@ -37,15 +37,11 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.register_buffer("table", sinusoidal_table(max_positions, d_model), persistent=False)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
-        end = offset + x.size(1)
-        self._fit(end)
-        return x + self.table[offset:end].to(x.dtype)
+        return x + self.rows(offset, x.size(1)).to(x.dtype)
 
-    def at(self, position: int) -> Tensor:
-        """PE[position], (D,): the row one decoding step adds."""
-        self._fit(position + 1)
-        return self.table[position]
-
-    def _fit(self, end: int) -> None:
+    def rows(self, offset: int, length: int = 1) -> Tensor:
+        """PE[offset : offset + length], (T, D)."""
+        end = offset + length
         if end > self.table.size(0):  # grow for long inputs: any length works
             self.table = sinusoidal_table(max(end, 2 * self.table.size(0)), self.d_model).to(self.table.device)
+        return self.table[offset:end]

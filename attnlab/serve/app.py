@@ -140,7 +140,7 @@ def create_app(translator: TranslatorBase, settings: ServeSettings, *, run_dir: 
     app.state.batcher = batcher
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
-    attention_maps = getattr(translator, "attention_maps", True)  # an engine says; a plain translator object is taken at its word
+    attention_maps = getattr(translator, "attention_maps", True)  # engines say; a bare translator is taken at its word
     _add_api(app, batcher, settings, model_info(translator, settings, run_dir), attention_maps)
     _add_page(app)
     return app
@@ -226,15 +226,10 @@ def model_info(translator: TranslatorBase, settings: ServeSettings, run_dir: str
 
 
 def load_scores(run_dir: str | Path | None) -> dict[str, Any] | None:
-    """scores.json of a run directory (JSON only), or None when there is none or it is unreadable."""
-    if run_dir is None:
-        return None
-    path = Path(run_dir) / checkpoint.SCORES_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.warning("no readable %s; /v1/model shows no scores", path)
-        return None
+    scores = None if run_dir is None else checkpoint.read_scores(Path(run_dir))
+    if run_dir is not None and scores is None:
+        log.warning("no readable %s in %s; /v1/model shows no scores", checkpoint.SCORES_FILE, run_dir)
+    return scores
 
 
 # -- errors -------------------------------------------------------------------------------------------

@@ -24,18 +24,12 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from attnlab.errors import AttnlabError
+from attnlab.translate.base import TranslatorBase
 
 log = logging.getLogger(__name__)
-
-
-class TranslatorLike(Protocol):
-    """What the batcher uses of attnlab.translator.Translator (tests pass fakes)."""
-
-    def translate(self, lines: Sequence[str], beam: int | None = None) -> list[str]: ...
-    def attention(self, line: str, beam: int | None = None) -> Any: ...
 
 
 class QueueFullError(Exception):
@@ -58,7 +52,7 @@ class BatchStats:
 
 
 class Batcher:
-    def __init__(self, translator: TranslatorLike, *, max_batch: int, window_ms: float, max_queue: int) -> None:
+    def __init__(self, translator: TranslatorBase, *, max_batch: int, window_ms: float, max_queue: int) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.translator = translator

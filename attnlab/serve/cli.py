@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `serve` to the subcommands of the `attnlab` parser."""
     d = ServeSettings()
     p = sub.add_parser("serve", help="serve a model over HTTP: a JSON API and a page that shows the attention")
-    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model (or an export, with --engine)")
+    p.add_argument("--model", type=Path, required=True, help="run directory (an export folder with --engine)")
     p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
     p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host}, this machine only)")
     p.add_argument("--port", type=int, default=d.port, help=f"TCP port (default: {d.port})")

@@ -1,20 +1,20 @@
 """The text pipeline every engine shares: normalise, encode, truncate, bucket by length, decode, detokenize.
 
-An engine subclasses `TranslatorBase` and supplies `translate_batch` (one batch of non-empty tokenized
-sentences on its own runtime); everything around it is here, written once. The order of outputs always
-equals the order of inputs, an empty line translates to an empty line, and no output holds a line break.
+An engine subclasses `TranslatorBase` with a model for attnlab's searches, or with its own `translate_batch`.
+Outputs keep the order of the inputs, an empty line translates to an empty line, no output holds a line break.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from attnlab.config import Config
 from attnlab.data.normalize import normalize_en, normalize_zh
-from attnlab.decoding import DecodeOptions, output_limit
+from attnlab.data.batching import pad_sources
+from attnlab.decoding import DecodeOptions, output_limit, search
 from attnlab.errors import AttnlabError
 from attnlab.tokenizer import Tokenizer, encodable
 
@@ -47,24 +47,23 @@ def length_batches(src_ids: Sequence[Sequence[int]], opts: DecodeOptions, max_to
 
 
 class TranslatorBase:
-    """Text in, text out on one engine; subclasses supply `translate_batch`."""
+    """Text in, text out on one engine: `model` has what `decoding.Seq2SeqModel` describes, or the engine
+    overrides `translate_batch`."""
 
     one_limit = False  # True: every batch shares one output length limit (see length_batches)
     attention_maps = False  # True: `attention(line)` shows the weights behind a translation
 
-    def __init__(self, cfg: Config, tokenizer: Tokenizer) -> None:
-        self.cfg, self.tokenizer = cfg, tokenizer
+    def __init__(self, cfg: Config, tokenizer: Tokenizer, model: Any = None) -> None:
+        self.cfg, self.tokenizer, self.model = cfg, tokenizer, model
         self.normalize = normalize_zh if cfg.src_lang == "zh" else normalize_en
         self.truncated = 0  # inputs cut to decode.max_input_tokens so far
 
     def options(self, beam: int | None = None) -> DecodeOptions:
-        """The run's [decode] settings; `beam` overrides its beam size."""
-        opts = DecodeOptions.from_config(self.cfg.decode)
-        if beam is None:
-            return opts
-        if beam < 1:
+        """Where decoding options are made: the run's [decode] table, the tokenizer's fixed special ids (the
+        options' defaults), and `beam` over the table's beam size when given."""
+        if beam is not None and beam < 1:
             raise AttnlabError(f"beam must be at least 1, got {beam}")
-        return dataclasses.replace(opts, beam=beam)
+        return DecodeOptions.from_config(self.cfg.decode, **({} if beam is None else {"beam": beam}))
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """Normalised, tokenized source ids, truncated to decode.max_input_tokens (with one warning)."""
@@ -81,7 +80,7 @@ class TranslatorBase:
 
     def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions) -> list[list[int]]:
         """One batch of non-empty tokenized sentences -> output ids (<bos>/<eos> stripped)."""
-        raise NotImplementedError
+        return search(self.model, pad_sources(src_ids), opts)
 
     def translate_ids(self, src_ids: Sequence[Sequence[int]], beam: int | None = None,
                       max_tokens: int = 6000) -> list[list[int]]:

@@ -1,7 +1,5 @@
-"""The CTranslate2 engine: text in, text out with a folder written by `attnlab export ctranslate2`.
-
-`CT2Translator.load(export_dir)` reads model.bin, the sentencepiece model and the run's config; the text
-pipeline is `TranslatorBase`'s, and each batch is decoded by `ctranslate2.Translator.translate_batch`.
+"""The CTranslate2 engine: a folder written by `attnlab export ctranslate2`, each batch decoded by
+`ctranslate2.Translator.translate_batch` inside `TranslatorBase`'s text pipeline.
 
 Decoding follows attnlab's options (`decode` table of the config):
     output length limit  `attnlab.decoding.output_limit`, per sentence: a batch holds sentences of one

@@ -1,16 +1,13 @@
 """The ONNX engine: the encoder and decoder-step graphs of `attnlab export onnx`, on onnxruntime.
 
-The graphs stand in for the model under attnlab's own searches (`attnlab.decoding`): `encode` keeps the
-source, `start_decoding` runs the encoder graph once, and `decode_step` runs the step graph, which carries
-the self-attention cache in and out. So greedy and beam search, output limits and the text pipeline are
-the PyTorch engine's, written once.
+The graphs stand in for the model under attnlab's own searches (`attnlab.decoding`): `start_decoding` runs
+the encoder graph once, and `decode_step` the step graph, which carries the self-attention cache in and out.
 
 Reference: ONNX Runtime Python API (`InferenceSession`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +15,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from attnlab.data.batching import pad_sources
-from attnlab.decoding import DecodeOptions, search
 from attnlab.errors import AttnlabError
 from attnlab.export import load_export
 from attnlab.export.onnx import ENCODER_FILE, STEP_FILE, kv_names
@@ -31,8 +26,8 @@ class OnnxTranslator(TranslatorBase):
     """Translation with the two exported graphs; `encoder` and `step` are their onnxruntime sessions."""
 
     def __init__(self, cfg, tokenizer, encoder, step) -> None:
-        super().__init__(cfg, tokenizer)
-        self.encoder, self.step, self.model = encoder, step, OnnxGraphs(encoder, step)
+        super().__init__(cfg, tokenizer, OnnxGraphs(encoder, step))
+        self.encoder, self.step = encoder, step
 
     @classmethod
     def load(cls, model_dir: str | Path, threads: int = 0) -> OnnxTranslator:
@@ -46,13 +41,6 @@ class OnnxTranslator(TranslatorBase):
         sessions = [ort.InferenceSession(str(Path(model_dir) / f), options, providers=["CPUExecutionProvider"])
                     for f in (ENCODER_FILE, STEP_FILE)]
         return cls(cfg, tokenizer, *sessions)
-
-    def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions) -> list[list[int]]:
-        return search(self.model, pad_sources(src_ids), opts)
-
-    def greedy_ids(self, src_ids: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Tokenized, non-empty sentences -> greedy output ids (one batch)."""
-        return self.translate_batch(src_ids, self.options(1))
 
 
 class OnnxGraphs:

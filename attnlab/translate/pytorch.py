@@ -1,13 +1,9 @@
-"""attnlab's own engine: the PyTorch model of a run directory and the searches of `attnlab.decoding`.
-
-`Translator.load(run_dir)` reads a self-contained run directory (`checkpoint.load_run`); besides the
-shared text pipeline it shows the attention weights behind one translation (`attention`), from the
-readable attention path.
+"""attnlab's own engine: the PyTorch model of a run directory (`checkpoint.load_run`) under the searches of
+`attnlab.decoding`, and the attention weights behind one translation, from the readable attention path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +11,10 @@ import torch
 from torch import Tensor
 
 from attnlab import checkpoint
-from attnlab.config import Config
 from attnlab.data.batching import pad_sources
-from attnlab.decoding import DecodeOptions, search
 from attnlab.errors import AttnlabError
 from attnlab.model import Seq2SeqTransformer
-from attnlab.tokenizer import BOS, EOS, Tokenizer
+from attnlab.tokenizer import BOS, EOS
 from attnlab.translate.base import TranslatorBase
 
 
@@ -40,19 +34,12 @@ class Translator(TranslatorBase):
     """attnlab's own PyTorch model and search."""
 
     attention_maps = True
-
-    def __init__(self, cfg: Config, tokenizer: Tokenizer, model: Seq2SeqTransformer) -> None:
-        super().__init__(cfg, tokenizer)
-        self.model = model
+    model: Seq2SeqTransformer
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Translator:
         run = checkpoint.load_run(run_dir)
         return cls(run.cfg, run.tokenizer, run.model)
-
-    @torch.inference_mode()
-    def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions) -> list[list[int]]:
-        return search(self.model, pad_sources(src_ids), opts)
 
     @torch.inference_mode()
     def attention(self, line: str, beam: int | None = None) -> AttentionMaps:
