@@ -29,6 +29,7 @@ from torch import nn
 
 from attnlab.config import Config, config_to_toml, load_config
 from attnlab.errors import AttnlabError
+from attnlab.export import CONFIG_COPY, is_export
 from attnlab.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from attnlab.model import Seq2SeqTransformer
 from attnlab.tokenizer import Tokenizer
@@ -272,7 +273,6 @@ def load_run_config(run_dir: Path) -> Config:
 class Run:
     """A trained run directory, loaded and checked: what every engine and exporter starts from."""
 
-    dir: Path
     cfg: Config
     tokenizer: Tokenizer
     model: Seq2SeqTransformer  # the best weights, in eval mode
@@ -287,4 +287,12 @@ def load_run(run_dir: str | Path) -> Run:
     tokenizer = Tokenizer.load(run_dir / TOKENIZER_DIR)
     model = Seq2SeqTransformer(cfg.model)
     load_weights(model, run_dir / WEIGHTS_FILE)
-    return Run(run_dir, cfg, tokenizer, model.eval())
+    return Run(cfg, tokenizer, model.eval())
+
+
+def load_export(export_dir: str | Path, model_file: str, engine: str, command: str) -> tuple[Config, Tokenizer]:
+    """The run's config and tokenizer inside an export folder of `engine` (`attnlab.export`)."""
+    export_dir = Path(export_dir)
+    if not is_export(export_dir, model_file):
+        raise AttnlabError(f"{export_dir} is not {engine} export of an attnlab model (run `attnlab export {command}` first)")
+    return load_config(export_dir / CONFIG_COPY), Tokenizer.load(export_dir)

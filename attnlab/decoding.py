@@ -48,8 +48,7 @@ from attnlab.tokenizer import BOS, EOS, PAD
 
 @dataclass
 class DecodeOptions(DecodeConfig):
-    """The `[decode]` config table's fields (beam, length penalty, output limit; defaults there), plus what a
-    search needs besides: the tokenizer's special ids and whether to use the KV cache."""
+    """The `[decode]` config table's fields, plus the tokenizer's special ids and whether to use the KV cache."""
 
     use_cache: bool = True  # False: re-run the decoder on the whole prefix each step (the readable reference)
     bos_id: int = BOS  # fed as the first target token; never emitted

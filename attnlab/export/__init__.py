@@ -12,13 +12,9 @@ only when an export or an engine is asked for, and a missing package is named in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from attnlab.config import Config, load_config
+from attnlab.config import Config
 from attnlab.errors import AttnlabError
-
-if TYPE_CHECKING:  # imported when used: `attnlab --help` stays light
-    from attnlab.tokenizer import Tokenizer
 
 CONFIG_COPY = "attnlab.toml"  # the run's config.toml, inside every export folder
 
@@ -37,16 +33,6 @@ def check_out_dir(run_dir: Path, out_dir: Path, force: bool, model_file: str, en
     if out_dir.exists() and (out_dir.resolve() == run_dir.resolve() or not (
             is_export(out_dir, model_file) or not any(out_dir.iterdir()))):
         raise AttnlabError(f"--force replaces only an earlier {engine} export, and {out_dir} is not one")
-
-
-def load_export(export_dir: str | Path, model_file: str, engine: str, command: str) -> tuple[Config, Tokenizer]:
-    """The run's config and tokenizer inside an export folder of `engine`."""
-    export_dir = Path(export_dir)
-    if not is_export(export_dir, model_file):
-        raise AttnlabError(f"{export_dir} is not {engine} export of an attnlab model (run `attnlab export {command}` first)")
-    from attnlab.tokenizer import Tokenizer
-
-    return load_config(export_dir / CONFIG_COPY), Tokenizer.load(export_dir)
 
 
 def positions_needed(cfg: Config) -> int:

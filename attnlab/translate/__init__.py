@@ -1,12 +1,6 @@
-"""Text in, text out on any engine: one text pipeline, and the engines that decode beside it.
-
-    base.py         TranslatorBase: normalise, encode, truncate, bucket by length, one line out per line in
-    pytorch.py      Translator: attnlab's own model and search, and the attention maps behind a translation
-    ctranslate2.py  CT2Translator: a folder written by `attnlab export ctranslate2`
-    onnx.py         OnnxTranslator: the graphs of `attnlab export onnx` on onnxruntime, under the same searches
-
-`load_engine(engine, path)` opens one by name, for `translate`, `evaluate` and `serve --engine`; the
-CTranslate2 and ONNX engines import their packages only then.
+"""Text in, text out on any engine: the text pipeline in `base.py`, the engines beside it (`pytorch.py`,
+`ctranslate2.py`, `onnx.py`), and `load_engine`, which opens one by name for `--engine` (importing the
+CTranslate2 and ONNX packages only then).
 """
 
 from __future__ import annotations

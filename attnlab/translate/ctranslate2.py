@@ -20,10 +20,10 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+from attnlab import checkpoint
 from attnlab.config import Config
 from attnlab.decoding import DecodeOptions, output_limit
 from attnlab.errors import AttnlabError
-from attnlab.export import load_export
 from attnlab.export.ctranslate2 import MODEL_FILE
 from attnlab.tokenizer import BOS, PAD, SPECIALS, UNK, Tokenizer
 from attnlab.translate.base import TranslatorBase, length_batches
@@ -50,7 +50,7 @@ class CT2Translator(TranslatorBase):
     @classmethod
     def load(cls, model_dir: str | Path, threads: int = 0, compute_type: str = "default") -> CT2Translator:
         """threads: CTranslate2 intra-op threads (0: its default). compute_type: e.g. "int8" or "float32"."""
-        cfg, tokenizer = load_export(model_dir, MODEL_FILE, "a CTranslate2", "ctranslate2")
+        cfg, tokenizer = checkpoint.load_export(model_dir, MODEL_FILE, "a CTranslate2", "ctranslate2")
         try:
             engine = ctranslate2.Translator(str(model_dir), device="cpu", compute_type=compute_type,
                                             inter_threads=1, intra_threads=threads)

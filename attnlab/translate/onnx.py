@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from attnlab import checkpoint
 from attnlab.errors import AttnlabError
-from attnlab.export import load_export
 from attnlab.export.onnx import ENCODER_FILE, STEP_FILE, kv_names
 from attnlab.tokenizer import PAD
 from attnlab.translate.base import TranslatorBase
@@ -35,7 +35,7 @@ class OnnxTranslator(TranslatorBase):
             import onnxruntime as ort
         except ImportError:
             raise AttnlabError("running ONNX exports needs the onnxruntime package: pip install onnxruntime") from None
-        cfg, tokenizer = load_export(model_dir, STEP_FILE, "an ONNX", "onnx")
+        cfg, tokenizer = checkpoint.load_export(model_dir, STEP_FILE, "an ONNX", "onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         sessions = [ort.InferenceSession(str(Path(model_dir) / f), options, providers=["CPUExecutionProvider"])
