@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from attnlab.config import load_config
 from attnlab.hardware import matmul_peak
 
 ROOT = Path.cwd()  # runs/ and benchmarks/results/ are written under the working directory
@@ -59,7 +60,7 @@ def main() -> None:
     result = json.loads(attnlab("train", "--config", str(args.config), "--out", str(run), "--resume",
                                 "--max-minutes", str(args.minutes), "--threads", str(args.threads), *sets).strip().splitlines()[-1])
     train_wall = time.time() - t0
-    row = {"name": args.name, "config": str(args.config), "overrides": args.overrides, "minutes": args.minutes,
+    row = {"name": args.name, "direction": load_config(args.config, args.overrides).direction, "config": str(args.config), "overrides": args.overrides, "minutes": args.minutes,
            "threads": args.threads, "cores": cores, "gflops": round(peak, 1), "steps": result["step"],
            "epoch": result["epoch"], "train_wall_s": round(train_wall, 1),
            "dev_bleu_greedy_subset": result.get("dev_bleu"), "averaged": "averaged" in result}
