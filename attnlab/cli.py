@@ -131,6 +131,16 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget_summary(result: dict) -> str:
+    """What the training bought: steps, epochs and dev scores, with the machine's measured speed."""
+    bleu = result.get("dev_bleu")
+    line = (f"trained {result['step']} steps ({result['epoch']} epochs); dev loss {result['dev_loss']:.3f}"
+            + (f", dev BLEU {bleu:.2f} (greedy, dev subset)" if bleu is not None else ""))
+    if result.get("machine_gflops"):
+        line += f"; this machine: {result['machine_gflops']:.0f} GFLOP/s fp32 matmul"
+    return line
+
+
 def cmd_average(args: argparse.Namespace) -> int:
     import shutil
 
@@ -196,6 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, args.out, resume=args.resume)
     if "rank" not in result:  # rank 0 (the only one that evaluates) returns no rank
         _write_report(args.out)
+        log.info("%s", _budget_summary(result))
     print(json.dumps(result))
     return 0
 
