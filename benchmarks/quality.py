@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from attnlab.config import load_config
+from attnlab.config import Config, load_config
 from attnlab.hardware import matmul_peak
 
 ROOT = Path.cwd()  # runs/ and benchmarks/results/ are written under the working directory
@@ -33,6 +33,26 @@ def attnlab(*args: str) -> str:
     """Run the attnlab CLI with this interpreter; return its stdout (stderr passes through)."""
     out = subprocess.run([sys.executable, "-m", "attnlab", *args], check=True, stdout=subprocess.PIPE, text=True)
     return out.stdout
+
+
+def settings(cfg: Config) -> str:
+    """The settings that the quality levers change, in one line (the table's settings column)."""
+    m, t = cfg.model, cfg.train
+    sched = (f"inverse_sqrt warm-up {t.warmup_steps} ×{t.lr_scale:g}" if t.schedule == "inverse_sqrt"
+             else f"{t.schedule} peak {t.lr_peak:g} warm-up {t.warmup_fraction:g}")
+    parts = [f"d{m.d_model} {m.n_encoder_layers}+{m.n_decoder_layers}", "pre-norm" if m.norm_first else "post-norm",
+             sched, f"dropout {m.dropout:g}", f"vocab {cfg.tokenizer.vocab_size}", f"batch {t.max_tokens}"]
+    if m.attention_dropout or m.activation_dropout:
+        parts.append(f"attn/act dropout {m.attention_dropout:g}/{m.activation_dropout:g}")
+    if t.label_smoothing != 0.1:
+        parts.append(f"label smoothing {t.label_smoothing:g}")
+    if t.weight_decay:
+        parts.append(f"weight decay {t.weight_decay:g}")
+    if t.subword_alpha:
+        parts.append(f"subword alpha {t.subword_alpha:g}")
+    if t.average_last:
+        parts.append(f"average last {t.average_last}")
+    return ", ".join(parts)
 
 
 def main() -> None:
@@ -60,7 +80,8 @@ def main() -> None:
     result = json.loads(attnlab("train", "--config", str(args.config), "--out", str(run), "--resume",
                                 "--max-minutes", str(args.minutes), "--threads", str(args.threads), *sets).strip().splitlines()[-1])
     train_wall = time.time() - t0
-    row = {"name": args.name, "direction": load_config(args.config, args.overrides).direction, "config": str(args.config), "overrides": args.overrides, "minutes": args.minutes,
+    cfg = load_config(args.config, args.overrides)
+    row = {"name": args.name, "direction": cfg.direction, "settings": settings(cfg), "config": str(args.config), "overrides": args.overrides, "minutes": args.minutes,
            "threads": args.threads, "cores": cores, "gflops": round(peak, 1), "steps": result["step"],
            "epoch": result["epoch"], "train_wall_s": round(train_wall, 1),
            "dev_bleu_greedy_subset": result.get("dev_bleu"), "averaged": "averaged" in result}

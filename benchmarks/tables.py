@@ -27,16 +27,14 @@ def quality_table() -> str:
     rows = {p.stem.removeprefix("quality-"): json.loads(p.read_text()) for p in sorted(RESULTS.glob("quality-*.json"))}
     order_file = RESULTS / "quality-order.txt"
     names = [n for n in order_file.read_text().split() if n in rows] if order_file.is_file() else sorted(rows)
-    lines = ["| row | direction | settings (over the config) | budget | steps | dev BLEU | test BLEU | test chrF | GFLOP/s × threads |",
+    lines = ["| row | direction | settings | budget | steps | dev BLEU | test BLEU | test chrF | GFLOP/s × threads |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         r = rows[name]
-        sets = [s for s in r["overrides"] if not s.startswith(("train.eval_every", "train.max_steps"))]
         steps_limit = next((s.split("=")[1] for s in r["overrides"] if s.startswith("train.max_steps=")), None)
         budget = f"{steps_limit} steps" if steps_limit else f"{r['minutes']:g} min"
         direction = r.get("direction", "zh-en")
-        sets = [s for s in sets if not s.startswith("direction=")]
-        lines.append(f"| {name} | {direction} | `{Path(r['config']).name}` {' '.join(f'`{s}`' for s in sets) or ''} | "
+        lines.append(f"| {name} | {direction} | {r['settings']} | "
                      f"{budget} | {r['steps']} | {_fmt(r.get('dev_bleu'))} | {_fmt(r.get('test_bleu'))} | "
                      f"{_fmt(r.get('test_chrf'))} | {r['gflops']:.0f} × {r['threads']} |")
     return "\n".join(lines)
