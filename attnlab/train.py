@@ -1,9 +1,13 @@
-"""The trainer: label-smoothed cross-entropy, Adam with the paper's schedule, token batches, gradient
-accumulation and clipping, dev evaluation, checkpoints, exact resume and a wall-clock budget.
+"""The trainer: label-smoothed cross-entropy, Adam with the paper's schedule (or a budget-fitted one),
+token batches, gradient accumulation and clipping, dev evaluation, checkpoints, exact resume and a
+wall-clock budget. `attnlab.prepare` builds what it trains (tokenizer, batches, model); `train()` wires
+the two together.
 
 Vaswani et al. (2017) section 5: Adam(β1=0.9, β2=0.98, ε=1e-9),
     lrate = d_model^-0.5 · min(step^-0.5, step · warmup_steps^-1.5),
-label smoothing ε_ls = 0.1 (`nn/loss.py`). The trainer calls only the model's public encode / decode / logits.
+label smoothing ε_ls = 0.1 (`nn/loss.py`); the schedules are in `schedule.py`. Like minGPT's, the
+`Trainer` takes a model, a loss, batches and an evaluator, and calls only the model's public
+encode / decode / logits (through the loss).
 
 Under torchrun every rank runs this same loop on its own share of each step's batches (the step's
 `accumulate × world` batches dealt out round-robin), gradients are summed by DistributedDataParallel,
@@ -15,12 +19,13 @@ logs and writes checkpoints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +36,24 @@ from tqdm import tqdm
 
 from attnlab import checkpoint, distributed
 from attnlab.config import Config
-from attnlab.data.batching import Batch, collate, epoch_order, make_batches
-from attnlab.data.parallel import ParallelData, load_pairs
+from attnlab.data.batching import Batch, collate, epoch_order
+from attnlab.data.parallel import ParallelData
+from attnlab.distributed import Distributed
 from attnlab.errors import AttnlabError
 from attnlab.fileio import atomic_write_text
 from attnlab.hardware import budget_note, matmul_peak
 from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.loss import label_smoothed_fused
+from attnlab.prepare import EncodedData, TrainingBatches, data_spec, prepare_run  # noqa: F401 (data_spec: viz, benchmarks)
 from attnlab.schedule import budget_lr, inverse_sqrt_lr, run_progress
 from attnlab.tokenizer import PAD, Tokenizer
 from attnlab.translator import Translator
 
 log = logging.getLogger(__name__)
 
+
+# -- the loss ---------------------------------------------------------------------------------------
 
 class LossComputer(nn.Module):
     """What DistributedDataParallel wraps (it hooks `forward`): a batch -> (smoothed loss sum, NLL sum)."""
@@ -65,193 +74,246 @@ def batch_loss(model: Seq2SeqTransformer, batch: Batch, epsilon: float) -> tuple
     return LossComputer(model, epsilon)(batch.src, batch.tgt_in, batch.tgt_out)
 
 
-def data_spec(value: str) -> str | tuple[str, str]:
-    """A config data path: one TSV, or 'SRC_FILE,TGT_FILE' for two aligned text files."""
-    parts = [p.strip() for p in value.split(",")]
-    return (parts[0], parts[1]) if len(parts) == 2 else value
+def make_optimizer(model: nn.Module, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam(β1=0.9, β2=0.98, ε=1e-9) as in the paper; with weight decay, AdamW decaying only the
+    matrices (embeddings included), never biases or LayerNorm gains."""
+    betas, eps = (0.9, 0.98), 1e-9
+    if weight_decay <= 0:
+        return torch.optim.Adam(model.parameters(), lr=0.0, betas=betas, eps=eps)
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=0.0, betas=betas, eps=eps)
 
+
+def learning_rate(cfg: Config, step: int, seconds: float, epoch_steps: int) -> float:
+    """The learning rate of optimizer step `step`, taken after `seconds` of training; `epoch_steps` is
+    train.max_epochs in steps (the budget schedules' third limit)."""
+    t = cfg.train
+    if t.schedule == "inverse_sqrt":
+        return inverse_sqrt_lr(step, cfg.model.d_model, t.warmup_steps, t.lr_scale)
+    progress = run_progress(step - 1, seconds, t.max_steps, t.max_minutes, epoch_steps)
+    return budget_lr(progress, t.lr_peak, t.warmup_fraction, t.schedule, t.lr_final_ratio)
+
+
+# -- evaluation -------------------------------------------------------------------------------------
 
 @dataclass
-class EncodedData:
-    src: list[list[int]]
-    tgt: list[list[int]]
-    batches: list[list[int]]  # example indices per batch
+class DevScores:
+    loss: float  # NLL per target token (teacher forcing, no dropout)
+    ppl: float  # exp(loss)
+    bleu: float | None  # greedy BLEU on the first train.dev_bleu_sentences sources (None: off)
+
+    def record(self) -> dict[str, Any]:
+        return {"dev_loss": round(self.loss, 4), "dev_ppl": round(self.ppl, 2), "dev_bleu": self.bleu}
 
 
-def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tokens: int,
-                 sample_alpha: float = 0.0) -> EncodedData:
-    src = tokenizer.encode_src(data.sources, sample_alpha)
-    tgt = tokenizer.encode_tgt(data.targets, sample_alpha)
-    keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
-    if len(keep) < len(src):
-        log.info("%s: skipped %d pairs longer than %d subwords", data.origin, len(src) - len(keep), max_len)
-    if not keep:
-        raise AttnlabError(f"no usable sentence pairs in {data.origin}")
-    src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
-    batches = make_batches([(len(s), len(t) + 1) for s, t in zip(src, tgt)], max_tokens)
-    return EncodedData(src, tgt, batches)
+class Evaluator:
+    """Scores a model on the dev pairs: loss and perplexity by teacher forcing, BLEU by greedy decoding."""
 
+    def __init__(self, cfg: Config, tokenizer: Tokenizer, dev_data: ParallelData, dev: EncodedData,
+                 device: torch.device) -> None:
+        self.cfg, self.tokenizer, self.dev_data, self.dev, self.device = cfg, tokenizer, dev_data, dev, device
 
-class Trainer:
-    """Trains one run directory. Knows nothing of the model's insides: it calls encode/decode/logits."""
-
-    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False) -> None:
-        self.cfg, self.run_dir = cfg, run_dir
-        t = cfg.train
-        if t.threads > 0:
-            torch.set_num_threads(t.threads)
-        self.dist = distributed.setup(t.device)
-        self.machine_gflops: float | None = None
-        if t.max_minutes and self.dist.device.type == "cpu" and self.dist.main:  # what the time budget buys
-            self.machine_gflops = round(matmul_peak(0.5) / 1e9, 1)
-            log.info(budget_note(self.machine_gflops))
-        torch.manual_seed(t.seed)
-        self.train_data = load_pairs(data_spec(cfg.data.train), cfg.direction)
-        self.dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
-        tok_dir = run_dir / checkpoint.TOKENIZER_DIR
-        # None: start at step 0 (also when --resume finds no intact checkpoint: killed before the first one)
-        self.resume_from = checkpoint.latest_checkpoint(run_dir) if resume else None
-        if self.resume_from is None and self.dist.main:
-            log.info("training the %s tokenizer (%d subwords) on %d pairs", cfg.tokenizer.model_type,
-                     cfg.tokenizer.vocab_size, len(self.train_data))
-            Tokenizer.train(self.train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed)
-        self.dist.barrier()
-        self.tokenizer = Tokenizer.load(tok_dir)
-        cfg.model.vocab_size = self.tokenizer.vocab_size
-        if self.dist.main:
-            checkpoint.save_config(run_dir, cfg)
-        self.train_enc = encode_pairs(self.train_data, self.tokenizer, cfg.data.max_tokens_per_sentence, t.max_tokens)
-        self._enc_epoch = -1  # the epoch whose sampled segmentation train_enc holds (train.subword_alpha > 0)
-        self.dev_enc = encode_pairs(self.dev_data, self.tokenizer, 10**9, t.max_tokens)
-        self.model = Seq2SeqTransformer(cfg.model).to(self.dist.device)
-        if t.init_embeddings and self.resume_from is None:
-            self._init_embeddings(t.init_embeddings)
-        self.optimizer = make_optimizer(self.model, t.weight_decay)
-        self.loss_fn: nn.Module = LossComputer(self.model, t.label_smoothing)
-        if self.dist.active:
-            torch.manual_seed(t.seed + 7919 * self.dist.rank)  # same initial weights, different dropout
-            ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
-            self.loss_fn = DistributedDataParallel(self.loss_fn, device_ids=ids)
-        if t.compile:
-            self.loss_fn = torch.compile(self.loss_fn)
-        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "best_bleu": -1.0,
-                                      "best_dev_loss": math.inf, "train_seconds": 0.0,
-                                      "bad_steps": 0, "skipped_steps": 0}  # non-finite steps: in a row, in all
-        self.stop_signal: str | None = None
-        self._clock = time.monotonic()  # when the current stretch of training began (see _seconds)
-        self.resumed_eval: dict[str, Any] = {}  # the logged evaluation of the checkpoint resumed from
-        if resume:
-            self._resume()
-
-    # -- bookkeeping ------------------------------------------------------------------------------
-    def _init_embeddings(self, spec: str) -> None:
-        """Start the embedding rows from Word2Vec vectors (attnlab.word2vec.init_embeddings)."""
-        from attnlab.word2vec.init_embeddings import init_embedding, load_vector_folders
-
-        vectors = load_vector_folders(spec)
-        tok, m = self.tokenizer, self.model
-        sides = [(m.src_embed, tok.src)] if m.src_embed is m.tgt_embed else [(m.src_embed, tok.src), (m.tgt_embed, tok.tgt)]
-        for emb, proc in sides:
-            pieces = [proc.id_to_piece(i) for i in range(proc.get_piece_size())]
-            report = init_embedding(emb.weight, vectors, pieces, proc.encode, seed=self.cfg.train.seed)
-            if self.dist.main:
-                log.info("embeddings from %s: %s", spec, report)
-
-    def _resume(self) -> None:
-        ckpt = self.resume_from
-        if ckpt is None:
-            log.warning("--resume: no intact checkpoint in %s; starting from step 0",
-                        self.run_dir / checkpoint.CHECKPOINT_DIR)
-            if self.dist.main:
-                self._truncate_metrics(0)
-            return
-        self.state.update(checkpoint.load_checkpoint(ckpt, self.model, self.optimizer))
-        if self.dist.active:  # the checkpoint holds rank 0's RNG; give the others their own again
-            torch.manual_seed(self.cfg.train.seed + 7919 * self.dist.rank + self.state["step"])
-        log.info("resumed from %s (step %d, epoch %d)", ckpt, self.state["step"], self.state["epoch"])
-        if self.dist.main:
-            self._truncate_metrics(self.state["step"])
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop log lines written after the checkpoint we resume from, so the log reads as one run;
-        keep that checkpoint's own evaluation (a run killed after its last save has nothing left to do)."""
-        path = self.run_dir / "metrics.jsonl"
-        if path.is_file():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-            kept = []
-            for ln in lines:
-                try:
-                    record = json.loads(ln)
-                except ValueError:
-                    continue
-                if record.get("step", 0) <= step:
-                    kept.append(ln)
-                    if record.get("step") == step and "dev_loss" in record:
-                        self.resumed_eval = record
-            atomic_write_text(path, "".join(ln + "\n" for ln in kept))
-
-    def _log(self, record: dict[str, Any]) -> None:
-        if not self.dist.main:
-            return
-        path = self.run_dir / "metrics.jsonl"
+    def __call__(self, model: Seq2SeqTransformer) -> DevScores:
+        model.eval()
         try:
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as e:  # a full disk names no file of its own
-            raise AttnlabError(f"cannot write {path}: {e.strerror or e}") from None
+            loss = self.dev_loss(model)
+            return DevScores(loss, math.exp(min(loss, 50)), self.dev_bleu(model))
+        finally:
+            model.train()
 
-    def _lr(self, step: int, seconds: float) -> float:
-        """The learning rate of optimizer step `step`, taken after `seconds` of training."""
-        t = self.cfg.train
-        if t.schedule == "inverse_sqrt":
-            return inverse_sqrt_lr(step, self.cfg.model.d_model, t.warmup_steps, t.lr_scale)
-        epoch_steps = t.max_epochs * math.ceil(len(self.train_enc.batches) / (t.accumulate * self.dist.world))
-        progress = run_progress(step - 1, seconds, t.max_steps, t.max_minutes, epoch_steps)
-        return budget_lr(progress, t.lr_peak, t.warmup_fraction, t.schedule, t.lr_final_ratio)
-
-    def _seconds(self) -> float:
-        """Training seconds so far, this process's clock included (the budget schedules' time)."""
-        return self.state["train_seconds"] + time.monotonic() - self._clock
-
-    # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def dev_loss(self) -> tuple[float, float]:
-        """Dev NLL per target token and perplexity (teacher forcing, no dropout)."""
-        self.model.eval()
+    def dev_loss(self, model: Seq2SeqTransformer) -> float:
         nll_sum, n = 0.0, 0
-        for idx in self.dev_enc.batches:
-            batch = collate([self.dev_enc.src[i] for i in idx], [self.dev_enc.tgt[i] for i in idx]).to(self.dist.device)
-            _, nll = batch_loss(self.model, batch, 0.0)
+        for idx in self.dev.batches:
+            batch = collate([self.dev.src[i] for i in idx], [self.dev.tgt[i] for i in idx]).to(self.device)
+            _, nll = batch_loss(model, batch, 0.0)
             nll_sum, n = nll_sum + nll.item(), n + batch.n_tgt_tokens
-        self.model.train()
-        return nll_sum / n, math.exp(min(nll_sum / n, 50))
+        return nll_sum / n
 
-    def dev_bleu(self) -> float | None:
+    def dev_bleu(self, model: Seq2SeqTransformer) -> float | None:
         k = self.cfg.train.dev_bleu_sentences
         if k <= 0:
             return None
         refs = self.dev_data.references()[:k]
-        self.model.eval()
-        translator = Translator(self.cfg, self.tokenizer, self.model)
-        hyps = translator.translate([src for src, _ in refs], beam=1)
-        self.model.train()
+        hyps = Translator(self.cfg, self.tokenizer, model).translate([src for src, _ in refs], beam=1)
         return score(hyps, [r for _, r in refs], self.cfg.tgt_lang).bleu
 
-    def evaluate_and_save(self) -> dict[str, Any]:
-        loss, ppl = self.dev_loss()
-        bleu = self.dev_bleu()
-        record = {"step": self.state["step"], "epoch": self.state["epoch"], "dev_loss": round(loss, 4),
-                  "dev_ppl": round(ppl, 2), "dev_bleu": bleu}
-        # best by dev BLEU, ties (e.g. 0.0 early on) broken by dev loss; by dev loss when BLEU is off
-        key = (bleu if bleu is not None else -1.0, -loss)
-        better = key > (self.state["best_bleu"], -self.state["best_dev_loss"])
+
+# -- run state and the log --------------------------------------------------------------------------
+
+@dataclass
+class TrainState:
+    """The counters a checkpoint keeps (state.json's keys are these field names)."""
+
+    step: int = 0  # optimizer steps taken, skipped non-finite ones included
+    epoch: int = 0  # passes over the training batches completed
+    position: int = 0  # batches of the current epoch already taken
+    best_bleu: float = -1.0  # dev BLEU of the best weights so far (-1: none yet, or dev BLEU off)
+    best_dev_loss: float = math.inf  # their dev loss (breaks BLEU ties)
+    train_seconds: float = 0.0  # training time up to the last evaluation (or the end)
+    bad_steps: int = 0  # non-finite steps in a row
+    skipped_steps: int = 0  # non-finite steps in all
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainState:
+        """From a state.json; other keys (optimizer, checksums) are ignored, missing ones keep their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def take_batch(self, epoch_batches: int) -> None:
+        """One batch of an epoch of `epoch_batches` is used: move on, into the next epoch after the last."""
+        self.position += 1
+        if self.position == epoch_batches:
+            self.epoch, self.position = self.epoch + 1, 0
+
+    def improves(self, scores: DevScores) -> bool:
+        """Whether these scores beat the best so far (by dev BLEU, ties such as 0.0 early on broken by dev
+        loss; by dev loss alone when BLEU is off); if so they become the best."""
+        bleu = scores.bleu if scores.bleu is not None else -1.0
+        if not (bleu, -scores.loss) > (self.best_bleu, -self.best_dev_loss):
+            return False
+        self.best_bleu, self.best_dev_loss = bleu, scores.loss
+        return True
+
+
+@dataclass
+class StepResult:
+    loss: float  # smoothed loss per target token, over all ranks
+    nll: float  # NLL per target token
+    tokens: int  # target tokens of the step, over all ranks
+    lr: float  # the learning rate the step was taken (or skipped) with
+    finite: bool  # False: NaN/inf loss or gradient, the update was skipped
+
+
+class MetricsLog:
+    """metrics.jsonl, one JSON record a line (train loss every `log_every` steps, dev scores at each
+    evaluation), and the window of steps the next train record averages. Only rank 0 writes."""
+
+    def __init__(self, path: Path, write: bool = True) -> None:
+        self.path, self.write = path, write
+        self.start_window()
+
+    def start_window(self) -> None:
+        """An empty window, its clock (tokens/s) starting now."""
+        self.loss = self.nll = 0.0  # token-weighted sums over the window's good steps
+        self.tokens = self.steps = 0
+        self.t0 = time.monotonic()
+
+    def append(self, record: dict[str, Any]) -> None:
+        if not self.write:
+            return
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk names no file of its own
+            raise AttnlabError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    def truncate(self, step: int) -> dict[str, Any]:
+        """Drop the lines written after the checkpoint of `step` that a run resumes from, so that the log
+        reads as one run; return that checkpoint's own evaluation ({} if none: a run killed after its
+        last save then has nothing left to do)."""
+        if not self.path.is_file():
+            return {}
+        kept, evaluation = [], {}
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("step", 0) <= step:
+                kept.append(line)
+                if record.get("step") == step and "dev_loss" in record:
+                    evaluation = record
+        atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
+        return evaluation
+
+    def add(self, out: StepResult) -> None:
+        """A good step joins the window."""
+        self.loss += out.loss * out.tokens
+        self.nll += out.nll * out.tokens
+        self.tokens += out.tokens
+        self.steps += 1
+
+    def flush(self, state: TrainState, lr: float, elapsed_total: float) -> dict[str, Any]:
+        """Log the window's mean loss, perplexity and speed at the state's step; start a new window."""
+        loss, nll = self.loss / self.tokens, self.nll / self.tokens
+        record = {"step": state.step, "epoch": state.epoch, "loss": round(loss, 4),
+                  "ppl": round(math.exp(min(nll, 50)), 2), "lr": lr,
+                  "tok_s": round(self.tokens / max(time.monotonic() - self.t0, 1e-9), 1),
+                  "elapsed_s": round(elapsed_total, 1)}
+        self.append(record)
+        self.start_window()
+        return record
+
+
+# -- the trainer ------------------------------------------------------------------------------------
+
+class Trainer:
+    """Trains a model into a run directory: batches -> loss -> Adam steps, evaluations, checkpoints.
+    Knows nothing of the model's insides: the loss calls encode/decode/logits."""
+
+    def __init__(self, cfg: Config, run_dir: Path, model: Seq2SeqTransformer, loss: nn.Module,
+                 batches: TrainingBatches, evaluator: Evaluator, dist: Distributed) -> None:
+        self.cfg, self.run_dir, self.model, self.batches, self.evaluator, self.dist = (
+            cfg, run_dir, model, batches, evaluator, dist)
+        t = cfg.train
+        self.optimizer = make_optimizer(model, t.weight_decay)
+        self.loss_fn = loss
+        if dist.active:
+            torch.manual_seed(t.seed + 7919 * dist.rank)  # same initial weights, different dropout
+            ids = [dist.device.index] if dist.device.type == "cuda" else None
+            self.loss_fn = DistributedDataParallel(self.loss_fn, device_ids=ids)
+        if t.compile:
+            self.loss_fn = torch.compile(self.loss_fn)
+        self.state = TrainState()
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl", write=dist.main)
+        self.machine_gflops: float | None = None  # this machine's GEMM peak, when a time budget was measured
+        self.stop_signal: str | None = None
+        self._clock = time.monotonic()  # when the current stretch of training began (see _seconds)
+        self.resumed_eval: dict[str, Any] = {}  # the logged evaluation of the checkpoint resumed from
+
+    def resume(self, ckpt: Path | None) -> None:
+        """Continue from a checkpoint's weights, Adam state, RNG and counters (None: from step 0)."""
+        if ckpt is None:
+            log.warning("--resume: no intact checkpoint in %s; starting from step 0",
+                        self.run_dir / checkpoint.CHECKPOINT_DIR)
+            if self.dist.main:
+                self.resumed_eval = self.metrics.truncate(0)
+            return
+        self.state = TrainState.from_dict(checkpoint.load_checkpoint(ckpt, self.model, self.optimizer))
+        if self.dist.active:  # the checkpoint holds rank 0's RNG; give the others their own again
+            torch.manual_seed(self.cfg.train.seed + 7919 * self.dist.rank + self.state.step)
+        log.info("resumed from %s (step %d, epoch %d)", ckpt, self.state.step, self.state.epoch)
+        if self.dist.main:
+            self.resumed_eval = self.metrics.truncate(self.state.step)
+
+    def _lr(self, step: int, seconds: float) -> float:
+        t = self.cfg.train
+        epoch_steps = t.max_epochs * math.ceil(len(self.batches.current.batches) / (t.accumulate * self.dist.world))
+        return learning_rate(self.cfg, step, seconds, epoch_steps)
+
+    def _seconds(self) -> float:
+        """Training seconds so far, this process's clock included (the budget schedules' time)."""
+        return self.state.train_seconds + time.monotonic() - self._clock
+
+    # -- evaluation and checkpoints ---------------------------------------------------------------
+    def _keep_if_best(self, scores: DevScores, record: dict[str, Any]) -> bool:
+        better = self.state.improves(scores)
         if better:
-            self.state["best_bleu"] = bleu if bleu is not None else -1.0
-            self.state["best_dev_loss"] = loss
             checkpoint.save_best(self.run_dir, self.model, dict(record, direction=self.cfg.direction))
-        record["best"] = better
-        self._log(record)
-        checkpoint.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state,
+        return better
+
+    def evaluate_and_save(self) -> dict[str, Any]:
+        scores = self.evaluator(self.model)
+        record = {"step": self.state.step, "epoch": self.state.epoch, **scores.record()}
+        record["best"] = self._keep_if_best(scores, record)
+        self.metrics.append(record)
+        checkpoint.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state.to_dict(),
                                    keep=max(2, self.cfg.train.average_last))
         return record
 
@@ -263,20 +325,13 @@ class Trainer:
             log.info("train.average_last: only %d checkpoint(s); nothing to average", len(ckpts))
             return None
         checkpoint.apply_weights(self.model, checkpoint.average_weights(ckpts), ckpts[-1])
-        loss, ppl = self.dev_loss()
-        bleu = self.dev_bleu()
+        scores = self.evaluator(self.model)
         steps = [int(c.name.split("-")[1]) for c in ckpts]
-        record = {"step": self.state["step"], "averaged_steps": steps, "dev_loss": round(loss, 4),
-                  "dev_ppl": round(ppl, 2), "dev_bleu": bleu}
-        better = (bleu if bleu is not None else -1.0, -loss) > (self.state["best_bleu"], -self.state["best_dev_loss"])
-        if better:
-            self.state["best_bleu"] = bleu if bleu is not None else -1.0
-            self.state["best_dev_loss"] = loss
-            checkpoint.save_best(self.run_dir, self.model, dict(record, direction=self.cfg.direction))
-        record["best"] = better
+        record = {"step": self.state.step, "averaged_steps": steps, **scores.record()}
+        record["best"] = self._keep_if_best(scores, record)
         # logged under its own keys, so that curves and --resume read only the checkpoints' evaluations
-        self._log({"step": record["step"], "averaged_steps": steps, "averaged_dev_loss": record["dev_loss"],
-                   "averaged_dev_bleu": bleu, "best": better})
+        self.metrics.append({"step": record["step"], "averaged_steps": steps, "averaged_dev_loss": record["dev_loss"],
+                             "averaged_dev_bleu": scores.bleu, "best": record["best"]})
         return record
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -294,40 +349,26 @@ class Trainer:
         t, s = self.cfg.train, self.state
         if self.stop_signal:
             return f"stopped by {self.stop_signal}"
-        if t.max_steps and s["step"] >= t.max_steps:
+        if t.max_steps and s.step >= t.max_steps:
             return f"reached max_steps={t.max_steps}"
-        if t.max_epochs and s["epoch"] >= t.max_epochs:
+        if t.max_epochs and s.epoch >= t.max_epochs:
             return f"reached max_epochs={t.max_epochs}"
         if t.max_minutes and self._seconds() >= t.max_minutes * 60:
             return f"reached max_minutes={t.max_minutes:g}"
         return None
 
-    def _epoch_data(self, epoch: int) -> EncodedData:
-        """The training pairs as encoded for this epoch: once for the run, or with subword sampling
-        (train.subword_alpha > 0) a new sampled segmentation each epoch, seeded by (seed, epoch)."""
-        t = self.cfg.train
-        if t.subword_alpha > 0 and self._enc_epoch != epoch:
-            Tokenizer.seed_sampling(t.seed * 1_000_003 + epoch + 1)
-            self.train_enc = encode_pairs(self.train_data, self.tokenizer, self.cfg.data.max_tokens_per_sentence,
-                                          t.max_tokens, sample_alpha=t.subword_alpha)
-            self._enc_epoch = epoch
-        return self.train_enc
-
     def _next_batches(self) -> list[tuple[list[list[int]], list[list[int]]]]:
         """The step's next `accumulate × world` batches (source and target ids) in this epoch's seeded order."""
-        t, s = self.cfg.train, self.state
-        out = []
-        for _ in range(t.accumulate * self.dist.world):
-            enc = self._epoch_data(s["epoch"])
-            order = epoch_order(len(enc.batches), t.seed, s["epoch"])
-            idx = enc.batches[order[s["position"]]]
+        s, out = self.state, []
+        for _ in range(self.cfg.train.accumulate * self.dist.world):
+            enc = self.batches.epoch(s.epoch)
+            order = epoch_order(len(enc.batches), self.cfg.train.seed, s.epoch)
+            idx = enc.batches[order[s.position]]
             out.append(([enc.src[i] for i in idx], [enc.tgt[i] for i in idx]))
-            s["position"] += 1
-            if s["position"] == len(order):
-                s["epoch"], s["position"] = s["epoch"] + 1, 0
+            s.take_batch(len(order))
         return out
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> StepResult:
         t, d = self.cfg.train, self.dist
         step_batches = self._next_batches()
         n_tokens = sum(len(y) + 1 for _, tgt in step_batches for y in tgt)  # over all ranks
@@ -347,13 +388,12 @@ class Trainer:
         # ranks agree on the clock (its mean) so that a time-based schedule gives them the same rate
         loss_sum, nll_sum, seconds = d.sum([loss_sum, nll_sum, self._seconds()])
         seconds /= d.world
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if t.clip_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_norm)
         else:
-            norm = torch.nn.utils.get_total_norm(grads)
-        self.state["step"] += 1
-        lr = self._lr(self.state["step"], seconds)
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        self.state.step += 1
+        lr = self._lr(self.state.step, seconds)
         # gradients are summed over ranks already, so every rank takes the same decision
         finite = math.isfinite(loss_sum) and bool(torch.isfinite(norm))
         if finite:
@@ -361,26 +401,25 @@ class Trainer:
                 group["lr"] = lr
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss_sum / n_tokens, "nll": nll_sum / n_tokens, "tokens": n_tokens, "lr": lr,
-                "finite": finite}
+        return StepResult(loss_sum / n_tokens, nll_sum / n_tokens, n_tokens, lr, finite)
 
-    def _check_finite(self, out: dict[str, Any]) -> bool:
+    def _check_finite(self, out: StepResult) -> bool:
         """Count a skipped non-finite step; stop the run after train.max_bad_steps of them in a row.
 
         No loss scaler exists to lower: fp32 and bf16 share fp32's exponent range, so a NaN/inf here is
         a real fault (a bad batch, a too-high learning rate), not an underflow that scaling would fix."""
         s, limit = self.state, self.cfg.train.max_bad_steps
-        if out["finite"]:
-            s["bad_steps"] = 0
+        if out.finite:
+            s.bad_steps = 0
             return True
-        s["bad_steps"] += 1
-        s["skipped_steps"] += 1
+        s.bad_steps += 1
+        s.skipped_steps += 1
         log.warning("step %d: loss or gradient is NaN/inf (loss %s); update skipped (%d in a row, limit %d)",
-                    s["step"], out["loss"], s["bad_steps"], limit)
-        if s["bad_steps"] >= limit:
+                    s.step, out.loss, s.bad_steps, limit)
+        if s.bad_steps >= limit:
             kept = checkpoint.latest_checkpoint(self.run_dir) if self.dist.main else None
             raise AttnlabError(f"{limit} training steps in a row had a NaN/inf loss or gradient (up to step "
-                               f"{s['step']}); stopped without saving them. The last good checkpoint is "
+                               f"{s.step}); stopped without saving them. The last good checkpoint is "
                                f"{kept or 'none yet'}: lower train.lr_scale or check the data, then --resume")
         return False
 
@@ -388,28 +427,26 @@ class Trainer:
         t, s = self.cfg.train, self.state
         self._clock = time.monotonic()
         previous = {sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        per_epoch = math.ceil(len(self.train_enc.batches) / (t.accumulate * self.dist.world))
+        per_epoch = math.ceil(len(self.batches.current.batches) / (t.accumulate * self.dist.world))
         total = t.max_steps or (t.max_epochs * per_epoch) or None
-        bar = tqdm(total=total, initial=s["step"], unit="step", dynamic_ncols=True, disable=None if self.dist.main else True)
+        bar = tqdm(total=total, initial=s.step, unit="step", dynamic_ncols=True, disable=None if self.dist.main else True)
         self.model.train()
-        window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "steps": 0, "t0": time.monotonic()}
+        self.metrics.start_window()
         last_eval: dict[str, Any] = dict(self.resumed_eval)
         try:
             while (reason := self._done()) is None:
                 out = self.train_step()
                 bar.update(1)
                 if self._check_finite(out):  # a skipped step leaves the weights as they were and the log out
-                    for k in ("loss", "nll"):
-                        window[k] += out[k] * out["tokens"]
-                    window["tokens"] += out["tokens"]
-                    window["steps"] += 1
+                    self.metrics.add(out)
                 if t.max_minutes and not t.max_steps:
-                    elapsed = self._seconds()
-                    bar.total = max(s["step"] + 1, int(s["step"] / max(elapsed, 1e-9) * t.max_minutes * 60))
-                if s["step"] % t.log_every == 0 and window["steps"]:
-                    self._flush_window(window, out["lr"], bar, self._seconds())
-                if s["step"] % t.eval_every == 0:
-                    s["train_seconds"] = self._seconds()
+                    bar.total = max(s.step + 1, int(s.step / max(self._seconds(), 1e-9) * t.max_minutes * 60))
+                if s.step % t.log_every == 0 and self.metrics.steps:
+                    r = self.metrics.flush(s, out.lr, self._seconds())
+                    bar.set_postfix(loss=f"{r['loss']:.3f}", ppl=f"{r['ppl']:.1f}", lr=f"{r['lr']:.2e}",
+                                    tok_s=f"{r['tok_s']:.0f}")
+                if s.step % t.eval_every == 0:
+                    s.train_seconds = self._seconds()
                     self._clock = time.monotonic()
                     if self.dist.main:
                         last_eval = self.evaluate_and_save()
@@ -418,14 +455,14 @@ class Trainer:
             bar.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        s["train_seconds"] = self._seconds()
+        s.train_seconds = self._seconds()
         self._clock = time.monotonic()
-        if window["steps"]:
-            self._flush_window(window, self._lr(s["step"], s["train_seconds"]), None, s["train_seconds"])
+        if self.metrics.steps:
+            self.metrics.flush(s, self._lr(s.step, s.train_seconds), s.train_seconds)
         if not self.dist.main:
             self.dist.close()
             return {"reason": reason, "rank": self.dist.rank}
-        if not last_eval or last_eval["step"] != s["step"]:
+        if not last_eval or last_eval["step"] != s.step:
             last_eval = self.evaluate_and_save()
         log.info("%s: %s", reason, _eval_line(last_eval))
         if t.average_last > 1 and (averaged := self.average_and_compare()) is not None:
@@ -434,34 +471,34 @@ class Trainer:
         self.dist.close()
         return {"reason": reason, **last_eval, "machine_gflops": self.machine_gflops}
 
-    def _flush_window(self, w: dict[str, Any], lr: float, bar: tqdm | None, elapsed_total: float) -> None:
-        elapsed = max(time.monotonic() - w["t0"], 1e-9)
-        loss, nll = w["loss"] / w["tokens"], w["nll"] / w["tokens"]
-        record = {"step": self.state["step"], "epoch": self.state["epoch"], "loss": round(loss, 4),
-                  "ppl": round(math.exp(min(nll, 50)), 2), "lr": lr, "tok_s": round(w["tokens"] / elapsed, 1),
-                  "elapsed_s": round(elapsed_total, 1)}
-        self._log(record)
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{record['ppl']:.1f}", lr=f"{lr:.2e}", tok_s=f"{record['tok_s']:.0f}")
-        w.update(loss=0.0, nll=0.0, tokens=0, steps=0, t0=time.monotonic())
-
-
-def make_optimizer(model: nn.Module, weight_decay: float) -> torch.optim.Optimizer:
-    """Adam(β1=0.9, β2=0.98, ε=1e-9) as in the paper; with weight decay, AdamW decaying only the
-    matrices (embeddings included), never biases or LayerNorm gains."""
-    betas, eps = (0.9, 0.98), 1e-9
-    if weight_decay <= 0:
-        return torch.optim.Adam(model.parameters(), lr=0.0, betas=betas, eps=eps)
-    params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=0.0, betas=betas, eps=eps)
-
 
 def _eval_line(r: dict[str, Any]) -> str:
     bleu = "" if r.get("dev_bleu") is None else f" dev BLEU {r['dev_bleu']:.2f}"
     return f"step {r['step']}: dev loss {r['dev_loss']:.3f} (ppl {r['dev_ppl']:.1f}){bleu}{' *best*' if r.get('best') else ''}"
 
 
+# -- wiring ---------------------------------------------------------------------------------------
+
+def build_trainer(cfg: Config, run_dir: str | Path, resume: bool = False) -> Trainer:
+    """This process's threads and rank, the machine's GEMM note under a time budget, the prepared run
+    (`attnlab.prepare`), and a trainer over it, resumed from the newest intact checkpoint with `resume`."""
+    run_dir, t = Path(run_dir), cfg.train
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+    dist = distributed.setup(t.device)
+    gflops = None
+    if t.max_minutes and dist.device.type == "cpu" and dist.main:  # what the time budget buys
+        gflops = round(matmul_peak(0.5) / 1e9, 1)
+        log.info(budget_note(gflops))
+    run = prepare_run(cfg, run_dir, dist, resume=resume)
+    evaluator = Evaluator(run.cfg, run.tokenizer, run.dev_data, run.dev, dist.device)
+    trainer = Trainer(run.cfg, run_dir, run.model, LossComputer(run.model, t.label_smoothing), run.train,
+                      evaluator, dist)
+    trainer.machine_gflops = gflops
+    if resume:
+        trainer.resume(run.resume_from)
+    return trainer
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    return Trainer(cfg, Path(run_dir), resume=resume).fit()
+    return build_trainer(cfg, run_dir, resume).fit()

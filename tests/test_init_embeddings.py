@@ -65,18 +65,19 @@ def test_init_embedding_overwrites_only_covered_rows_at_the_init_scale():
 
 
 def test_train_with_init_embeddings(tiny_corpus, tmp_path, caplog):
-    """The trainer starts from the vectors: two English number pieces are as similar as their words."""
+    """The prepared run starts from the vectors: two English number pieces are as similar as their words."""
     from attnlab.config import load_config
-    from attnlab.train import Trainer
+    from attnlab.distributed import setup
+    from attnlab.prepare import prepare_run
 
     vec = _vectors(EN, dim=8, seed=5)
     vec.save(tmp_path / "en-vectors")
     cfg = load_config(tiny_corpus["config"], [f"train.init_embeddings={tmp_path / 'en-vectors'}"])
     with caplog.at_level("INFO"):
-        trainer = Trainer(cfg, tmp_path / "run")
+        run = prepare_run(cfg, tmp_path / "run", setup("cpu"))
     assert "pieces from whole words" in caplog.text
-    proc = trainer.tokenizer.src
-    emb = trainer.model.src_embed.weight.detach()
+    proc = run.tokenizer.src
+    emb = run.model.src_embed.weight.detach()
     whole = [w for w in EN if proc.piece_to_id("▁" + w) != proc.unk_id()]
     assert len(whole) >= 2, "the tiny vocabulary should hold a few English words whole"
     a, b = whole[:2]

@@ -271,10 +271,10 @@ def poison(monkeypatch, bad: set[int] | None = None, from_step: int | None = Non
 
 def test_nan_loss_and_inf_gradient_skip_the_step(corpus, tmp_path, monkeypatch, caplog):
     cfg = load_config(corpus, SETS)
-    trainer = train_mod.Trainer(cfg, tmp_path / "run")
+    trainer = train_mod.build_trainer(cfg, tmp_path / "run")
     poison(monkeypatch, bad={5})  # step 5: NaN loss
     first = next(trainer.model.parameters())
-    first.register_hook(lambda g: g * math.inf if trainer.state["step"] == 5 else g)  # step 6: inf gradient only
+    first.register_hook(lambda g: g * math.inf if trainer.state.step == 5 else g)  # step 6: inf gradient only
     unchanged = {}
     real_step = trainer.train_step
 
@@ -283,7 +283,7 @@ def test_nan_loss_and_inf_gradient_skip_the_step(corpus, tmp_path, monkeypatch, 
         adam = {i: {k: v.clone() for k, v in s.items()} for i, s in enumerate(trainer.optimizer.state.values())}
         out = real_step()
         after = trainer.optimizer.state.values()
-        unchanged[trainer.state["step"]] = (
+        unchanged[trainer.state.step] = (
             all(torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))
             and all(torch.equal(adam[i][k], v) for i, s in enumerate(after) for k, v in s.items()) and len(adam) > 0)
         return out
@@ -293,7 +293,7 @@ def test_nan_loss_and_inf_gradient_skip_the_step(corpus, tmp_path, monkeypatch, 
     assert result["step"] == 60
     assert unchanged[5] and unchanged[6]  # weights and Adam moments untouched by the two bad steps
     assert not unchanged[4] and not unchanged[7]  # the good steps around them did update
-    assert trainer.state["skipped_steps"] == 2 and trainer.state["bad_steps"] == 0
+    assert trainer.state.skipped_steps == 2 and trainer.state.bad_steps == 0
     assert int(trainer.optimizer.state[first]["step"]) == 58  # Adam counted only the good steps
     assert caplog.text.count("update skipped") == 2
     for record in metrics(tmp_path / "run"):

@@ -1,5 +1,6 @@
-"""The trainer: learning-rate schedules as tables, budget-fitted decay, checkpoint averaging, and a
-run that provably learns (exact translations of the tiny digits corpus after a fixed number of steps)."""
+"""The trainer: learning-rate schedules as tables, budget-fitted decay, checkpoint averaging, gradient
+accumulation equal to one concatenated batch, the run state and metrics log it keeps, and a run that
+provably learns (exact translations of the tiny digits corpus after a fixed number of steps)."""
 
 import json
 import math
@@ -14,6 +15,7 @@ from attnlab.cli import main
 from attnlab.config import load_config
 from attnlab.errors import AttnlabError
 from attnlab.schedule import budget_lr, inverse_sqrt_lr, run_progress
+from attnlab.train import DevScores, MetricsLog, StepResult, TrainState, build_trainer
 
 
 @pytest.mark.parametrize("step, expected", [
@@ -166,3 +168,123 @@ def test_sampled_segmentations_differ_by_seed_and_repeat_with_it(tmp_path):
     best = tok.encode_src(texts[:2])
     assert all(tok.src.decode(x) == t for x, t in zip(sample(3), texts))  # every sample spells the same text
     assert best[0] != [] and best[1] != []
+
+
+# -- accumulation ------------------------------------------------------------------------------------
+
+def _one_step(trainer, batches=None):
+    """Take one optimizer step (on `batches` instead of the trainer's own, if given); the gradients it
+    applied, the weights after it, and the batches it used."""
+    used, grads = [], []
+    real = trainer._next_batches
+
+    def take():
+        used.extend(batches if batches is not None else real())
+        return used
+
+    trainer._next_batches = take
+    trainer.optimizer.register_step_pre_hook(
+        lambda *_: grads.extend(p.grad.clone() for p in trainer.model.parameters()))
+    out = trainer.train_step()
+    return out, grads, [p.detach().clone() for p in trainer.model.parameters()], used
+
+
+def test_accumulating_two_batches_is_one_concatenated_batch(tiny_corpus, tmp_path):
+    """train.accumulate = 2 takes the step that one batch holding both batches' pairs takes: the same
+    loss, gradients and weights after it (up to float summation order)."""
+    sets = ["train.max_tokens=200"]  # small batches, so that two of them differ in length
+    two = build_trainer(load_config(tiny_corpus["config"], [*sets, "train.accumulate=2"]), tmp_path / "two")
+    one = build_trainer(load_config(tiny_corpus["config"], [*sets, "train.accumulate=1"]), tmp_path / "one")
+    initial = [p.detach().clone() for p in two.model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(initial, one.model.parameters()))  # the same seed
+    out_two, grads_two, after_two, used = _one_step(two)
+    longest = [max(len(x) for x in src) for src, _ in used]
+    assert len(used) == 2 and longest[0] != longest[1]  # the joined batch pads the shorter one's sources
+    joined = [(used[0][0] + used[1][0], used[0][1] + used[1][1])]
+    out_one, grads_one, after_one, _ = _one_step(one, joined)
+    assert out_two.tokens == out_one.tokens and out_two.lr == out_one.lr
+    assert out_two.loss == pytest.approx(out_one.loss, rel=1e-5)
+    assert len(grads_two) == len(grads_one) > 0
+    for g2, g1 in zip(grads_two, grads_one):
+        torch.testing.assert_close(g2, g1, rtol=1e-4, atol=1e-6)
+    # Adam's first update is lr·g/(|g| + ε): ±lr for any gradient, so where the exact gradient is zero
+    # (the key projection's bias, as softmax ignores a constant added to every score; units ReLU turned
+    # off) float noise picks the sign. Compare the weights wherever the gradient is not noise.
+    compared = total = 0
+    for w2, w1, g in zip(after_two, after_one, grads_one):
+        signal = g.abs() > 1e-6
+        torch.testing.assert_close(w2[signal], w1[signal], rtol=1e-4, atol=1e-6)
+        compared, total = compared + int(signal.sum()), total + g.numel()
+    assert compared > 0.9 * total
+    assert not all(torch.equal(w, i) for w, i in zip(after_two, initial))  # the step did move the weights
+
+
+# -- run state and the metrics log -------------------------------------------------------------------
+
+STATE_JSON_KEYS = ["step", "epoch", "position", "best_bleu", "best_dev_loss", "train_seconds", "bad_steps",
+                   "skipped_steps"]  # a checkpoint's state.json, beside "optimizer" and "sha256"
+
+
+def test_train_state_keeps_state_json_keys_and_reads_older_files():
+    assert list(TrainState().to_dict()) == STATE_JSON_KEYS
+    state = TrainState(step=40, epoch=5, position=3, best_bleu=1.5, best_dev_loss=2.25, train_seconds=9.5,
+                       bad_steps=1, skipped_steps=2)
+    saved = json.dumps(dict(state.to_dict(), optimizer={"param_groups": []}, sha256={"x": "0"}))
+    assert TrainState.from_dict(json.loads(saved)) == state
+    assert TrainState.from_dict(json.loads(json.dumps(TrainState().to_dict()))) == TrainState()  # inf survives JSON
+    older = {"step": 20, "epoch": 2, "position": 0, "best_bleu": -1.0, "best_dev_loss": 3.0, "train_seconds": 1.0}
+    assert TrainState.from_dict(older) == TrainState(step=20, epoch=2, best_dev_loss=3.0, train_seconds=1.0)
+
+
+@pytest.mark.parametrize("position, epoch_batches, expected", [
+    (0, 3, (0, 1)),
+    (1, 3, (0, 2)),
+    (2, 3, (1, 0)),  # the epoch's last batch: the next epoch begins
+    (0, 1, (1, 0)),
+])
+def test_train_state_takes_batches_across_epochs(position, epoch_batches, expected):
+    state = TrainState(position=position)
+    state.take_batch(epoch_batches)
+    assert (state.epoch, state.position) == expected
+
+
+@pytest.mark.parametrize("best, scores, improves", [
+    ((-1.0, math.inf), DevScores(5.0, 148.4, 0.0), True),  # the first evaluation always improves
+    ((2.0, 3.0), DevScores(2.5, 12.2, 3.0), True),  # higher BLEU wins even with a higher loss
+    ((2.0, 3.0), DevScores(2.0, 7.4, 1.0), False),
+    ((0.0, 3.0), DevScores(2.9, 18.2, 0.0), True),  # a BLEU tie goes to the lower dev loss
+    ((0.0, 3.0), DevScores(3.0, 20.1, 0.0), False),  # a full tie keeps the old best
+    ((-1.0, 3.0), DevScores(2.9, 18.2, None), True),  # BLEU off: by dev loss alone
+])
+def test_train_state_keeps_the_best_by_bleu_then_dev_loss(best, scores, improves):
+    state = TrainState(best_bleu=best[0], best_dev_loss=best[1])
+    assert state.improves(scores) is improves
+    expected = (scores.bleu if scores.bleu is not None else -1.0, scores.loss) if improves else best
+    assert (state.best_bleu, state.best_dev_loss) == expected
+
+
+def test_metrics_log_window_is_token_weighted(tmp_path):
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.add(StepResult(loss=2.0, nll=1.0, tokens=10, lr=0.1, finite=True))
+    log.add(StepResult(loss=4.0, nll=3.0, tokens=30, lr=0.1, finite=True))
+    record = log.flush(TrainState(step=7, epoch=1), lr=0.1, elapsed_total=12.34)
+    assert record["loss"] == 3.5 and record["ppl"] == round(math.exp(2.5), 2)
+    assert (record["step"], record["epoch"], record["lr"], record["elapsed_s"]) == (7, 1, 0.1, 12.3)
+    assert log.steps == log.tokens == 0  # a new window
+    assert _metrics(tmp_path) == [record]
+
+
+def test_metrics_log_truncates_to_the_resumed_checkpoint(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    lines = [{"step": 10, "loss": 3.0}, {"step": 20, "loss": 2.5}, {"step": 20, "dev_loss": 2.4, "best": True},
+             {"step": 30, "loss": 2.0}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 40, "lo', encoding="utf-8")  # killed mid-line
+    assert MetricsLog(path).truncate(20) == lines[2]  # that checkpoint's own evaluation
+    assert _metrics(tmp_path) == lines[:3]
+    assert MetricsLog(path).truncate(0) == {} and path.read_text() == ""
+    assert MetricsLog(tmp_path / "none.jsonl").truncate(5) == {}
+
+
+def test_metrics_log_of_another_rank_writes_nothing(tmp_path):
+    MetricsLog(tmp_path / "metrics.jsonl", write=False).append({"step": 1})
+    assert not (tmp_path / "metrics.jsonl").exists()

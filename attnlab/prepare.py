@@ -1,0 +1,133 @@
+"""Everything a training run needs before its first step, prepared in one place: the training and dev
+pairs, the subword tokenizer (trained on the training pairs, or loaded when resuming), the config with
+the vocabulary size filled in (and written to the run directory), the pairs encoded and cut into
+token-count batches, and the model, optionally started from Word2Vec vectors. `attnlab.train` then
+only trains what it is given.
+
+The loaded config is never changed in place: the vocabulary size goes into a copy
+(`dataclasses.replace`). Subword regularisation (Kudo 2018; `train.subword_alpha`) re-samples the
+training pairs' segmentation each epoch, seeded by (seed, epoch), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from attnlab import checkpoint
+from attnlab.config import Config
+from attnlab.data.batching import make_batches
+from attnlab.data.parallel import ParallelData, load_pairs
+from attnlab.distributed import Distributed
+from attnlab.errors import AttnlabError
+from attnlab.model import Seq2SeqTransformer
+from attnlab.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def data_spec(value: str) -> str | tuple[str, str]:
+    """A config data path: one TSV, or 'SRC_FILE,TGT_FILE' for two aligned text files."""
+    parts = [p.strip() for p in value.split(",")]
+    return (parts[0], parts[1]) if len(parts) == 2 else value
+
+
+@dataclass
+class EncodedData:
+    src: list[list[int]]  # source ids per example
+    tgt: list[list[int]]  # target ids per example (no <bos>/<eos>)
+    batches: list[list[int]]  # example indices per batch
+
+
+def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tokens: int,
+                 sample_alpha: float = 0.0) -> EncodedData:
+    """Encode the pairs, drop those empty or longer than `max_len` subwords, and batch the rest."""
+    src = tokenizer.encode_src(data.sources, sample_alpha)
+    tgt = tokenizer.encode_tgt(data.targets, sample_alpha)
+    keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
+    if len(keep) < len(src):
+        log.info("%s: skipped %d pairs longer than %d subwords", data.origin, len(src) - len(keep), max_len)
+    if not keep:
+        raise AttnlabError(f"no usable sentence pairs in {data.origin}")
+    src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+    batches = make_batches([(len(s), len(t) + 1) for s, t in zip(src, tgt)], max_tokens)
+    return EncodedData(src, tgt, batches)
+
+
+class TrainingBatches:
+    """The training pairs, encoded for each epoch: once for the whole run, or with subword sampling
+    (`alpha` > 0) a new sampled segmentation each epoch, seeded by (seed, epoch)."""
+
+    def __init__(self, data: ParallelData, tokenizer: Tokenizer, *, max_len: int, max_tokens: int,
+                 alpha: float = 0.0, seed: int = 1) -> None:
+        self.data, self.tokenizer, self.max_len, self.max_tokens = data, tokenizer, max_len, max_tokens
+        self.alpha, self.seed = alpha, seed
+        self.current = encode_pairs(data, tokenizer, max_len, max_tokens)  # the latest encoding handed out
+        self._epoch = -1  # the epoch whose sampled segmentation `current` holds (alpha > 0)
+
+    def epoch(self, epoch: int) -> EncodedData:
+        if self.alpha > 0 and self._epoch != epoch:
+            Tokenizer.seed_sampling(self.seed * 1_000_003 + epoch + 1)
+            self.current = encode_pairs(self.data, self.tokenizer, self.max_len, self.max_tokens, self.alpha)
+            self._epoch = epoch
+        return self.current
+
+
+@dataclass
+class PreparedRun:
+    cfg: Config  # the config as loaded, with model.vocab_size set from the tokenizer
+    tokenizer: Tokenizer
+    train: TrainingBatches
+    dev_data: ParallelData  # dev pairs as text (references for dev BLEU)
+    dev: EncodedData  # dev pairs encoded, every length kept
+    model: Seq2SeqTransformer  # on the run's device, in its initial (or Word2Vec-started) state
+    resume_from: Path | None  # the checkpoint --resume continues from; None: start at step 0
+
+
+def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = False) -> PreparedRun:
+    """Data, tokenizer, written config, encoded batches and model of a run. With `resume`, the run
+    directory's tokenizer is kept; without an intact checkpoint (killed before the first one) the run
+    starts afresh. Rank 0 alone trains the tokenizer and writes files; the other ranks wait for it."""
+    t = cfg.train
+    train_data = load_pairs(data_spec(cfg.data.train), cfg.direction)
+    dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
+    tok_dir = run_dir / checkpoint.TOKENIZER_DIR
+    resume_from = checkpoint.latest_checkpoint(run_dir) if resume else None
+    if resume_from is None and dist.main:
+        log.info("training the %s tokenizer (%d subwords) on %d pairs", cfg.tokenizer.model_type,
+                 cfg.tokenizer.vocab_size, len(train_data))
+        Tokenizer.train(train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed)
+    dist.barrier()
+    tokenizer = Tokenizer.load(tok_dir)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size))
+    if dist.main:
+        checkpoint.save_config(run_dir, cfg)
+    batches = TrainingBatches(train_data, tokenizer, max_len=cfg.data.max_tokens_per_sentence,
+                              max_tokens=t.max_tokens, alpha=t.subword_alpha, seed=t.seed)
+    dev = encode_pairs(dev_data, tokenizer, 10**9, t.max_tokens)
+    torch.manual_seed(t.seed)  # the initial weights (and, until a checkpoint's RNG replaces it, dropout)
+    model = Seq2SeqTransformer(cfg.model).to(dist.device)
+    if t.init_embeddings and resume_from is None:
+        init_embeddings(model, tokenizer, t.init_embeddings, t.seed, log_report=dist.main)
+    return PreparedRun(cfg, tokenizer, batches, dev_data, dev, model, resume_from)
+
+
+def init_embeddings(model: Seq2SeqTransformer, tokenizer: Tokenizer, spec: str, seed: int,
+                    log_report: bool = True) -> None:
+    """Start the embedding rows from Word2Vec vectors (`attnlab.word2vec.init_embeddings`); `spec` is
+    a comma-separated list of vector folders."""
+    from attnlab.word2vec.init_embeddings import init_embedding, load_vector_folders
+
+    vectors = load_vector_folders(spec)
+    m = model
+    sides = [(m.src_embed, tokenizer.src)] if m.src_embed is m.tgt_embed else [(m.src_embed, tokenizer.src),
+                                                                              (m.tgt_embed, tokenizer.tgt)]
+    for emb, proc in sides:
+        pieces = [proc.id_to_piece(i) for i in range(proc.get_piece_size())]
+        report = init_embedding(emb.weight, vectors, pieces, proc.encode, seed=seed)
+        if log_report:
+            log.info("embeddings from %s: %s", spec, report)
