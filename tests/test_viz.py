@@ -285,7 +285,9 @@ def test_train_writes_the_report_and_survives_its_failure(tiny_corpus, tmp_path,
     import attnlab.viz.report
 
     calls = []
-    monkeypatch.setattr(attnlab.train, "train", lambda cfg, out, resume=False: {"reason": "done", "step": 1})
+    done = {"reason": "done", "step": 1, "epoch": 0, "dev_loss": 3.0, "dev_ppl": 20.09, "dev_bleu": None,
+            "machine_gflops": None}  # what train() returns on rank 0
+    monkeypatch.setattr(attnlab.train, "train", lambda cfg, out, resume=False: done)
     monkeypatch.setattr(attnlab.viz.report, "write_report", lambda run_dir: calls.append(run_dir))
     args = ["train", "--config", str(tiny_corpus["config"]), "--out", str(tmp_path / "r")]
     assert run(args, capsys)[0] == 0 and calls == [tmp_path / "r"]
@@ -295,7 +297,7 @@ def test_train_writes_the_report_and_survives_its_failure(tiny_corpus, tmp_path,
     def broken(run_dir):
         raise RuntimeError("no room on the page")
 
-    monkeypatch.setattr(attnlab.train, "train", lambda cfg, out, resume=False: {"reason": "done", "step": 1})
+    monkeypatch.setattr(attnlab.train, "train", lambda cfg, out, resume=False: done)
     monkeypatch.setattr(attnlab.viz.report, "write_report", broken)
     assert run(args, capsys)[0] == 0 and "no room on the page" in caplog.text
 
