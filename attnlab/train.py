@@ -48,7 +48,7 @@ from attnlab.nn.loss import label_smoothed_fused
 from attnlab.prepare import EncodedData, TrainingBatches, data_spec, prepare_run  # noqa: F401 (data_spec: viz, benchmarks)
 from attnlab.schedule import budget_lr, inverse_sqrt_lr, run_progress
 from attnlab.tokenizer import PAD, Tokenizer
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 
 log = logging.getLogger(__name__)
 
