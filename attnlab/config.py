@@ -68,8 +68,8 @@ class TrainConfig:
     lr_final_ratio: float = 0.0  # cosine / linear: learning rate at the end of the budget, as a share of lr_peak
     weight_decay: float = 0.0  # decoupled weight decay (AdamW) on matrices; 0 keeps plain Adam
     label_smoothing: float = 0.1  # epsilon of label-smoothed cross-entropy (padding excluded)
-    subword_alpha: float = 0.0  # subword regularisation: re-sample each epoch's segmentation of the training
-    # pairs with this sentencepiece alpha (unigram: Kudo 2018; bpe: BPE-dropout probability); 0 = off
+    subword_alpha: float = 0.0  # subword regularisation (Kudo 2018): each epoch draws the training pairs'
+    # segmentations from their 16 best with probability ∝ P^alpha (unigram tokenizers); 0 = off
     clip_norm: float = 1.0  # gradient-norm clipping threshold (0 disables)
     max_bad_steps: int = 5  # consecutive steps with a NaN/inf loss or gradient (each skipped, weights
     # untouched) after which the run stops with an error; fp32 and bf16 need no loss scaling, so none is used
@@ -132,6 +132,8 @@ class Config:
         if t.schedule != "inverse_sqrt" and not (t.max_steps or t.max_epochs or t.max_minutes):
             raise AttnlabError(f"train.schedule = {t.schedule!r} decays over the run's budget: "
                                "set train.max_steps, train.max_epochs or train.max_minutes")
+        if t.subword_alpha > 0 and self.tokenizer.model_type != "unigram":
+            raise AttnlabError("train.subword_alpha samples unigram segmentations; it needs tokenizer.model_type = \"unigram\"")
         if not 0.0 <= t.warmup_fraction < 1.0:
             raise AttnlabError(f"train.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
         if self.train.max_bad_steps < 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +45,11 @@ class EncodedData:
 
 
 def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tokens: int,
-                 sample_alpha: float = 0.0) -> EncodedData:
-    """Encode the pairs, drop those empty or longer than `max_len` subwords, and batch the rest."""
-    src = tokenizer.encode_src(data.sources, sample_alpha)
-    tgt = tokenizer.encode_tgt(data.targets, sample_alpha)
+                 sample_alpha: float = 0.0, rng: random.Random | None = None) -> EncodedData:
+    """Encode the pairs (sampled segmentations with sample_alpha > 0, drawn with `rng`), drop those
+    empty or longer than `max_len` subwords, and batch the rest."""
+    src = tokenizer.encode_src(data.sources, sample_alpha, rng)
+    tgt = tokenizer.encode_tgt(data.targets, sample_alpha, rng)
     keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
     if len(keep) < len(src):
         log.info("%s: skipped %d pairs longer than %d subwords", data.origin, len(src) - len(keep), max_len)
@@ -71,8 +73,8 @@ class TrainingBatches:
 
     def epoch(self, epoch: int) -> EncodedData:
         if self.alpha > 0 and self._epoch != epoch:
-            Tokenizer.seed_sampling(self.seed * 1_000_003 + epoch + 1)
-            self.current = encode_pairs(self.data, self.tokenizer, self.max_len, self.max_tokens, self.alpha)
+            rng = random.Random(self.seed * 1_000_003 + epoch + 1)
+            self.current = encode_pairs(self.data, self.tokenizer, self.max_len, self.max_tokens, self.alpha, rng)
             self._epoch = epoch
         return self.current
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -62,14 +63,38 @@ def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int) -> bytes
     return buf.getvalue()
 
 
-def _encode(proc: spm.SentencePieceProcessor, texts: Iterable[str], sample_alpha: float) -> list[list[int]]:
-    """The most likely segmentation, or with sample_alpha > 0 one sampled segmentation per text:
-    subword regularisation (Kudo 2018) for unigram models, BPE-dropout with that probability
-    (Provilkov et al. 2020) for BPE models. Sampling runs on one thread so that a seed repeats it."""
+NBEST = 16  # segmentations that subword sampling chooses among (Kudo 2018 samples from an l-best list)
+
+
+def _encode(proc: spm.SentencePieceProcessor, texts: Iterable[str], sample_alpha: float,
+            rng: random.Random | None) -> list[list[int]]:
+    """The most likely segmentation of each text; with sample_alpha > 0, one segmentation drawn from
+    its NBEST most likely with probability ∝ P(segmentation)^alpha (subword regularisation, Kudo 2018,
+    l-best sampling), using `rng`, so that a seed repeats the draw in any process."""
     texts = [encodable(t) for t in texts]
     if sample_alpha <= 0:
         return proc.encode(texts)
-    return proc.encode(texts, enable_sampling=True, alpha=sample_alpha, nbest_size=-1, num_threads=1)
+    if rng is None:
+        raise ValueError("sampled encoding needs a random.Random")
+    score = _piece_scores(proc)
+    out = []
+    for cands in proc.nbest_encode(texts, nbest_size=NBEST):
+        if len(cands) <= 1:
+            out.append(cands[0] if cands else [])
+            continue
+        logp = [sample_alpha * sum(score[i] for i in c) for c in cands]  # unigram: log P = Σ log p(piece)
+        top = max(logp)
+        out.append(rng.choices(cands, weights=[math.exp(x - top) for x in logp])[0])
+    return out
+
+
+def _piece_scores(proc: spm.SentencePieceProcessor) -> list[float]:
+    """Each piece's log-probability in the unigram model (cached on the processor)."""
+    cached = getattr(proc, "_attnlab_scores", None)
+    if cached is None:
+        cached = [proc.get_score(i) for i in range(proc.get_piece_size())]
+        proc._attnlab_scores = cached
+    return cached
 
 
 class Tokenizer:
@@ -114,16 +139,13 @@ class Tokenizer:
             return cls(joint, joint, True)
         return cls(proc(SRC_FILE), proc(TGT_FILE), False)
 
-    def encode_src(self, texts: Iterable[str], sample_alpha: float = 0.0) -> list[list[int]]:
-        return _encode(self.src, texts, sample_alpha)
+    def encode_src(self, texts: Iterable[str], sample_alpha: float = 0.0,
+                   rng: random.Random | None = None) -> list[list[int]]:
+        return _encode(self.src, texts, sample_alpha, rng)
 
-    def encode_tgt(self, texts: Iterable[str], sample_alpha: float = 0.0) -> list[list[int]]:
-        return _encode(self.tgt, texts, sample_alpha)
-
-    @staticmethod
-    def seed_sampling(seed: int) -> None:
-        """Seed sentencepiece's sampler (process-wide), so that sampled encodings repeat."""
-        spm.set_random_generator_seed(seed)
+    def encode_tgt(self, texts: Iterable[str], sample_alpha: float = 0.0,
+                   rng: random.Random | None = None) -> list[list[int]]:
+        return _encode(self.tgt, texts, sample_alpha, rng)
 
     def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
         return [self.tgt.decode([i for i in seq if i >= UNK]) for seq in ids]
