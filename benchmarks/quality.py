@@ -55,6 +55,33 @@ def settings(cfg: Config) -> str:
     return ", ".join(parts)
 
 
+def score_splits(model: Path, splits: list[str], beam: int) -> dict:
+    """dev/test BLEU and chrF of a model directory (beam search, multi-reference)."""
+    row = {}
+    for split in splits:
+        scores = json.loads(attnlab("--quiet", "evaluate", "--model", str(model), "--split", split, "--beam", str(beam)))
+        row[f"{split}_bleu"] = round(scores["bleu"], 2)
+        row[f"{split}_chrf"] = round(scores["chrf"], 2)
+    return row
+
+
+def rescore(args: argparse.Namespace) -> None:
+    """Score another choice of weights from a finished run: the mean of its last N checkpoints."""
+    base = json.loads((ROOT / "benchmarks" / "results" / f"quality-{args.name}.json").read_text())
+    run = ROOT / "runs" / f"quality-{args.name}"
+    picked = ROOT / "runs" / f"quality-{args.name}-last{args.pick}"
+    if picked.exists():
+        shutil.rmtree(picked)
+    attnlab("--quiet", "average", "--run", str(run), "--last", str(args.pick), "--out", str(picked))
+    row = {k: v for k, v in base.items() if not k.endswith(("_bleu", "_chrf"))}
+    row.update(name=f"{args.name}-last{args.pick}", picked=f"mean of the last {args.pick} checkpoints",
+               settings=base["settings"] + (", last checkpoint" if args.pick == 1 else f", mean of last {args.pick}"))
+    row.update(score_splits(picked, ["dev", "test"] if args.test else ["dev"], args.beam))
+    out = ROOT / "benchmarks" / "results" / f"quality-{row['name']}.json"
+    out.write_text(json.dumps(row, indent=1) + "\n")
+    print(json.dumps(row))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", required=True, help="row name; the run goes to runs/quality-NAME")
@@ -66,7 +93,12 @@ def main() -> None:
     p.add_argument("--beam", type=int, default=4, help="beam size for the scores (default 4)")
     p.add_argument("--test", action="store_true", help="also score the test split (once per final configuration)")
     p.add_argument("--keep", action="store_true", help="keep an existing runs/quality-NAME (resume it) instead of replacing it")
+    p.add_argument("--pick", type=int, default=0, metavar="N",
+                   help="do not train: score the mean of the last N checkpoints of the existing runs/quality-NAME "
+                        "(1: the last checkpoint) as row NAME-lastN (the checkpoint choice, tuned on dev)")
     args = p.parse_args()
+    if args.pick:
+        return rescore(args)
 
     torch.set_num_threads(args.threads)
     peak = matmul_peak(3.0) / 1e9
@@ -81,15 +113,12 @@ def main() -> None:
                                 "--max-minutes", str(args.minutes), "--threads", str(args.threads), *sets).strip().splitlines()[-1])
     train_wall = time.time() - t0
     cfg = load_config(args.config, args.overrides)
-    row = {"name": args.name, "direction": cfg.direction, "settings": settings(cfg), "config": str(args.config), "overrides": args.overrides, "minutes": args.minutes,
+    row = {"name": args.name, "direction": cfg.direction, "settings": settings(cfg), "config": str(args.config),
+           "overrides": args.overrides, "minutes": args.minutes,
            "threads": args.threads, "cores": cores, "gflops": round(peak, 1), "steps": result["step"],
            "epoch": result["epoch"], "train_wall_s": round(train_wall, 1),
            "dev_bleu_greedy_subset": result.get("dev_bleu"), "averaged": "averaged" in result}
-    splits = ["dev", "test"] if args.test else ["dev"]
-    for split in splits:
-        scores = json.loads(attnlab("--quiet", "evaluate", "--model", str(run), "--split", split, "--beam", str(args.beam)))
-        row[f"{split}_bleu"] = round(scores["bleu"], 2)
-        row[f"{split}_chrf"] = round(scores["chrf"], 2)
+    row.update(score_splits(run, ["dev", "test"] if args.test else ["dev"], args.beam))
     out = ROOT / "benchmarks" / "results" / f"quality-{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=1) + "\n")
