@@ -10,7 +10,7 @@ CEDICT := data/cedict/test.tsv
 DEMO_MINUTES ?= 13
 EN_CORPUS ?= ../shared/data/en-mix/en_mix.txt
 
-.PHONY: setup data demo test test-slow test-reliability bench serve clean help
+.PHONY: setup data demo test test-slow test-reliability bench bench-quality serve clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,11 @@ bench: setup data  ## benchmarks against peers (nn.Transformer, CTranslate2, gen
 	$(BIN)/python benchmarks/serve_load.py --model runs/demo
 	$(BIN)/python benchmarks/decode_vs_ctranslate2.py --model runs/demo --threads 1
 	$(BIN)/python benchmarks/word2vec_vs_gensim.py --corpus $(EN_CORPUS)
+	$(BIN)/python benchmarks/tables.py --write
+
+bench-quality: setup data  ## BLEU of make demo's config on the reference budget (one core, 13 minutes; Linux taskset)
+	taskset -c 0 $(BIN)/python benchmarks/quality.py --name demo-final --config configs/zh-en-demo.toml --minutes 13 --test
+	$(BIN)/python benchmarks/tables.py --write
 
 serve: setup  ## serve runs/demo: the API and a web page on http://127.0.0.1:8000/
 	$(BIN)/attnlab serve --model runs/demo
