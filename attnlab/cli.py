@@ -264,7 +264,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from attnlab.data.parallel import load_pairs
     from attnlab.metrics import score
-    from attnlab.train import data_spec
+    from attnlab.prepare import data_spec
 
     translator = load_engine(args.engine, args.model)
     cfg = translator.cfg

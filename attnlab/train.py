@@ -45,7 +45,7 @@ from attnlab.hardware import budget_note, matmul_peak
 from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.loss import label_smoothed_fused
-from attnlab.prepare import EncodedData, TrainingBatches, data_spec, prepare_run  # noqa: F401 (data_spec: viz, benchmarks)
+from attnlab.prepare import EncodedData, TrainingBatches, prepare_run
 from attnlab.schedule import budget_lr, inverse_sqrt_lr, run_progress
 from attnlab.tokenizer import PAD, Tokenizer
 from attnlab.translate.pytorch import Translator

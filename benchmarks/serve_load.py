@@ -61,7 +61,7 @@ def source_sentences(model: str) -> list[str]:
     """Source sentences of the model's test split, or a few built-in ones where it is absent."""
     from attnlab import checkpoint
     from attnlab.data.parallel import load_pairs
-    from attnlab.train import data_spec
+    from attnlab.prepare import data_spec
 
     cfg = checkpoint.load_run_config(Path(model))
     try:

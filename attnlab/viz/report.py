@@ -49,7 +49,7 @@ class Report:
 def sample_sentences(run_dir: Path, count: int) -> list[tuple[str, list[str]]]:
     """The first `count` short test sentences with their references (built-in sentences without a test set)."""
     from attnlab.data.parallel import load_pairs
-    from attnlab.train import data_spec
+    from attnlab.prepare import data_spec
 
     cfg = checkpoint.load_run_config(run_dir)
     try:
