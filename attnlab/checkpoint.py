@@ -184,6 +184,11 @@ def intact_checkpoints(run_dir: Path) -> list[Path]:
     return [c for c in sorted((run_dir / CHECKPOINT_DIR).glob("step-*")) if _intact(c)]
 
 
+def checkpoint_step(ckpt: Path) -> int:
+    """The optimizer step a checkpoints/step-N folder was written at."""
+    return int(ckpt.name.removeprefix("step-"))
+
+
 def average_weights(ckpts: list[Path]) -> dict[str, torch.Tensor]:
     """The element-wise mean of the checkpoints' weights (Vaswani et al. 2017, section 6.1: "we used a
     single model obtained by averaging the last 5 checkpoints"), accumulated in float64."""

@@ -163,7 +163,7 @@ def cmd_average(args: argparse.Namespace) -> int:
         checkpoint.save_config(args.out, cfg)
     model = Seq2SeqTransformer(cfg.model)
     checkpoint.apply_weights(model, weights, ckpts[-1])
-    steps = [int(c.name.split("-")[1]) for c in ckpts]
+    steps = [checkpoint.checkpoint_step(c) for c in ckpts]
     checkpoint.save_best(args.out, model, {"averaged_steps": steps, "direction": cfg.direction})
     print(json.dumps({"out": str(args.out), "averaged_steps": steps}))
     return 0

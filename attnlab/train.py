@@ -326,7 +326,7 @@ class Trainer:
             return None
         checkpoint.apply_weights(self.model, checkpoint.average_weights(ckpts), ckpts[-1])
         scores = self.evaluator(self.model)
-        steps = [int(c.name.split("-")[1]) for c in ckpts]
+        steps = [checkpoint.checkpoint_step(c) for c in ckpts]
         record = {"step": self.state.step, "averaged_steps": steps, **scores.record()}
         record["best"] = self._keep_if_best(scores, record)
         # logged under its own keys, so that curves and --resume read only the checkpoints' evaluations
