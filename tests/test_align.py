@@ -12,7 +12,7 @@ import pytest
 
 from attnlab.align import procrustes, retrieval
 from attnlab.align.dictionary import match, read_pairs
-from attnlab.align.space import AlignedSpace, align_vectors
+from attnlab.align.space import AlignedSpace, align_vectors, precision_at_k
 from attnlab.cli import main
 from attnlab.data import cedict
 from attnlab.errors import AttnlabError
@@ -240,7 +240,15 @@ def test_align_vectors_recovers_the_rotation_and_translates() -> None:
     scores = space.evaluate(list(zip(ZH, EN)) + [("狗", "dog")])
     assert scores["zh-en"]["queries"] == 11 and scores["zh-en"]["covered"] == 10
     assert scores["zh-en"]["csls"] == {"p@1": 100.0, "p@5": 100.0, "p@10": 100.0}
+    assert scores["zh-en"]["of_all"]["csls"]["p@1"] == 90.91  # 狗 has no vector: a miss among 11
     assert scores["en-zh"]["cosine"]["p@1"] == 100.0
+
+
+def test_precision_at_k_by_hand() -> None:
+    gold = {"猫": {"cat", "kitty"}, "书": {"book"}, "跑": {"run"}, "狗": {"dog"}}
+    ranked = {"猫": ["dog", "kitty", "cat"], "书": ["book", "run"], "跑": ["walk", "go"]}  # 狗 uncovered
+    assert precision_at_k(gold, ranked, ks=(1, 2)) == ({"p@1": 33.33, "p@2": 66.67}, {"p@1": 25.0, "p@2": 50.0})
+    assert precision_at_k(gold, {}, ks=(1,)) == ({"p@1": None}, {"p@1": 0.0})
 
 
 def test_align_vectors_without_usable_pairs_is_an_error() -> None:

@@ -5,7 +5,9 @@ Owns the aligned folder, fitting it from two vector sets and a seed dictionary (
 word translation by cosine or CSLS nearest neighbour, and precision@k in both directions as in
 Conneau et al. 2018 (a query counts as correct at k when any of its dictionary translations is
 among its k nearest neighbours; precision is over the queries that have a vector and at least one
-translation with a vector, and that coverage is reported beside it).
+translation with a vector, and that coverage is reported beside it; `of_all` gives the same
+precision over every query, the uncovered ones counted as misses, so that spaces with different
+vocabularies compare on the same test words).
 
 An aligned folder holds:
     src/                 the source words, mapped into the target space (a vectors folder, unit rows)
@@ -115,19 +117,12 @@ class AlignedSpace:
         q, _, t, _ = self._sides(reverse)
         queries = [w for w in gold if w in q.index and any(g in t.index for g in gold[w])]
         out = {"queries": len(gold), "covered": len(queries),
-               "coverage": round(100 * len(queries) / max(len(gold), 1), 2)}
-        if not queries:
-            return out | {m: {f"p@{k}": None for k in ks} for m in METHODS}
-        ids = np.array([q.index[w] for w in queries])
+               "coverage": round(100 * len(queries) / max(len(gold), 1), 2), "of_all": {}}
+        ids = np.array([q.index[w] for w in queries], dtype=np.int64)
         for method in METHODS:
             idx, _ = self.neighbours(ids, reverse=reverse, method=method, n=max(ks))  # (m, max k)
-            hit_rank = np.full(len(queries), np.inf)
-            for row, w in enumerate(queries):
-                golds = {t.index[g] for g in gold[w] if g in t.index}
-                hits = [r for r, j in enumerate(idx[row]) if j in golds]
-                if hits:
-                    hit_rank[row] = hits[0]
-            out[method] = {f"p@{k}": round(100 * float(np.mean(hit_rank < k)), 2) for k in ks}
+            ranked = {w: [t.words[j] for j in row] for w, row in zip(queries, idx)}
+            out[method], out["of_all"][method] = precision_at_k(gold, ranked, ks)
         return out
 
     # ---- folders ------------------------------------------------------------------------------
@@ -164,7 +159,19 @@ class AlignedSpace:
         return cls(src, tgt, t["w"], t["src_mean"], t["tgt_mean"], t["src_csls_r"], t["tgt_csls_r"], info)
 
 
-def _truncate(vectors: WordVectors, max_vocab: int) -> WordVectors:
+def precision_at_k(gold: dict[str, set[str]], ranked: dict[str, list[str]],
+                   ks: tuple[int, ...] = KS) -> tuple[dict, dict]:
+    """P@k in %, (over the queries in `ranked`, over every query in `gold`): a query is right at k
+    when one of its gold translations is among its first k candidates; a query of `gold` missing
+    from `ranked` (uncovered) counts as a miss in the second. Over no covered query the first is None."""
+    first_hit = [next((r for r, c in enumerate(cands) if c in gold[w]), np.inf) for w, cands in ranked.items()]
+    hits = np.array(first_hit, dtype=np.float64)  # (covered,) rank of the first right candidate
+    covered = {f"p@{k}": round(100 * float(np.mean(hits < k)), 2) if len(hits) else None for k in ks}
+    every = {f"p@{k}": round(100 * float(np.sum(hits < k)) / max(len(gold), 1), 2) for k in ks}
+    return covered, every
+
+
+def truncate(vectors: WordVectors, max_vocab: int) -> WordVectors:
     """The first `max_vocab` words (vector files list the most frequent first); 0 keeps all."""
     if max_vocab <= 0 or len(vectors) <= max_vocab:
         return vectors
@@ -176,7 +183,7 @@ def align_vectors(src: WordVectors, tgt: WordVectors, pairs: list[tuple[str, str
                   cfg: procrustes.AlignConfig, inputs: dict | None = None) -> AlignedSpace:
     """Normalise both sets, fit the Procrustes map (and refinement) on `pairs`, compute the CSLS
     penalties; `inputs` (paths, for the record) goes into config.json."""
-    src, tgt = _truncate(src, cfg.max_vocab), _truncate(tgt, cfg.max_vocab)
+    src, tgt = truncate(src, cfg.max_vocab), truncate(tgt, cfg.max_vocab)
     if src.dim != tgt.dim:
         raise AttnlabError(f"the vector sets differ in dimension: {cfg.src_lang} {src.dim}, {cfg.tgt_lang} {tgt.dim}")
     matched = dictionary.match(pairs, src.index, tgt.index)
