@@ -170,3 +170,28 @@ def test_build_joint_space_needs_a_corpus() -> None:
     with pytest.raises(AttnlabError, match="needs at least one corpus"):
         joint.build_joint_space(zh_mono=None, en_mono=None, parallel=None, dictionary=None,
                                 cfg=joint.JointConfig(), w2v=W2V)
+
+
+def test_cmd_align_joint_writes_a_folder_align_eval_reads(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import argparse
+    import json
+
+    from attnlab.align.commands import add_joint_args, cmd_align_joint
+
+    pairs = ring_world(300, seed=0)
+    letters = {f"w{k}": "w" + chr(97 + k % 26) + chr(97 + k // 26) for k in range(N_CONCEPTS)}  # w0 -> "waa"
+    (tmp_path / "pairs.tsv").write_text("".join(f"{''.join(zh)}\t{' '.join(letters[w] for w in en)}\n"
+                                                for zh, en in pairs), encoding="utf-8")
+    (tmp_path / "zh.txt").write_text("".join(" ".join(zh) + "\n" for zh, _ in pairs), encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    add_joint_args(parser)
+    args = parser.parse_args(["--zh-corpus", str(tmp_path / "zh.txt"), "--parallel", str(tmp_path / "pairs.tsv"),
+                              "--out", str(tmp_path / "joint"), "--dim", "8", "--epochs", "1", "--min-count", "1"])
+    assert cmd_align_joint(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["out"] == str(tmp_path / "joint") and printed["inputs"]["sentence_pairs"] == 300
+    space = AlignedSpace.load(tmp_path / "joint")
+    assert space.src.dim == 8 and set(space.tgt.words) <= set(letters.values())
+    with pytest.raises(AttnlabError, match="switch must be a probability"):
+        cmd_align_joint(parser.parse_args(["--parallel", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "x"),
+                                           "--switch", "2"]))

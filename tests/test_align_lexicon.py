@@ -124,3 +124,23 @@ def test_read_alignments_recovers_the_links_the_model_attends() -> None:
         assert scores["en-zh"]["of_all"]["dice"] == {"p@1": 80.0}
     with pytest.raises(ValueError, match="decoder layer 5 out of range"):
         lexicon.read_alignments(model, tokenizer, pairs, layers=(5,))
+
+
+def test_cmd_align_lexicon_on_a_trained_run(tiny_run, tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from attnlab.align.commands import add_lexicon_args, cmd_align_lexicon
+    from attnlab.errors import AttnlabError
+
+    (tmp_path / "test.tsv").write_text("三\tthree\n五\tfive\n", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    add_lexicon_args(parser)
+    args = parser.parse_args(["--model", str(tiny_run), "--parallel", str(tiny_run.parent / "train.tsv"),
+                              "--dict", str(tmp_path / "test.tsv")])
+    assert cmd_align_lexicon(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["layer"] == -1 and out["zh-en"]["queries"] == 2 and set(out["zh-en"]["of_all"]["dice"]) == {"p@1", "p@5", "p@10"}
+    with pytest.raises(AttnlabError, match="--layer: decoder layer 3 out of range"):
+        cmd_align_lexicon(parser.parse_args(["--model", str(tiny_run), "--parallel", str(tiny_run.parent / "train.tsv"),
+                                             "--dict", str(tmp_path / "test.tsv"), "--layer", "3"]))

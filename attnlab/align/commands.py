@@ -1,0 +1,93 @@
+"""Command handlers for the joint space and the attention lexicon, to be registered as subcommands
+of `attnlab align` (attnlab/cli/align.py: `add_joint_args(parser)` and
+`parser.set_defaults(func=cmd_align_joint)`, likewise for the lexicon):
+
+    attnlab align joint --zh-corpus data/zh-mono/zh.txt --en-corpus en_mix.txt \\
+        --parallel data/tatoeba-zh-en/train.tsv [--dict data/cedict/train.tsv] --out DIR [--pair-copies 4] ...
+    attnlab align eval --aligned DIR --dict data/cedict/test.tsv          (as for a Procrustes folder)
+    attnlab align lexicon --model RUN --parallel data/tatoeba-zh-en/train.tsv --dict data/cedict/test.tsv [--layer -1]
+
+Each handler reads its inputs, calls attnlab.align.joint / attnlab.align.lexicon and prints one
+line of JSON; errors are AttnlabError, which the CLI turns into one line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from attnlab.errors import AttnlabError
+
+
+def add_joint_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `attnlab align joint`."""
+    from attnlab.align.joint import JointConfig
+
+    d = JointConfig()
+    p.add_argument("--zh-corpus", type=Path, help="segmented Chinese text, one sentence per line (data/zh-mono/zh.txt)")
+    p.add_argument("--en-corpus", type=Path, help="English text, text8 style or one sentence per line")
+    p.add_argument("--parallel", type=Path, help="sentence pairs: a Tatoeba TSV or zh TAB en (training split only)")
+    p.add_argument("--dict", type=Path, help="anchor dictionary, zh TAB en (training pairs only; never the test pairs)")
+    p.add_argument("--out", type=Path, required=True, help="aligned folder to write (read by `align eval`/`translate`)")
+    p.add_argument("--pair-copies", type=int, default=d.pair_copies, help=f"shuffled copies of each pair (default {d.pair_copies})")
+    p.add_argument("--anchor-copies", type=int, default=d.anchor_copies,
+                   help=f"two-word sentences per dictionary pair (default {d.anchor_copies})")
+    p.add_argument("--switch", type=float, default=d.switch,
+                   help=f"chance of code-switching a monolingual word with a dictionary translation (default {d.switch})")
+    p.add_argument("--max-vocab", type=int, default=d.max_vocab, help=f"words per language searched, 0 = all (default {d.max_vocab})")
+    p.add_argument("--no-center", action="store_true", help="keep each language's mean vector")
+    p.add_argument("--dim", type=int, default=100, help="vector size (default 100)")
+    p.add_argument("--window", type=int, default=5, help="Word2Vec window (default 5)")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the joint corpus (default 5)")
+    p.add_argument("--min-count", type=int, default=5, help="words seen fewer times are dropped (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="Word2Vec threads (default 1: deterministic)")
+    p.add_argument("--seed", type=int, default=1, help="seeds the shuffles and Word2Vec (default 1)")
+
+
+def cmd_align_joint(args: argparse.Namespace) -> int:
+    """Train the joint space and write it as an aligned folder; print its vocabulary and training record."""
+    from attnlab.align.joint import JointConfig, build_joint_space
+    from attnlab.word2vec.config import Word2VecConfig
+
+    cfg = JointConfig(pair_copies=args.pair_copies, anchor_copies=args.anchor_copies, switch=args.switch,
+                      max_vocab=args.max_vocab, center=not args.no_center, seed=args.seed)
+    w2v = Word2VecConfig(arch="skipgram", dim=args.dim, window=args.window, epochs=args.epochs,
+                         min_count=args.min_count, threads=args.threads, seed=args.seed)
+    space = build_joint_space(zh_mono=args.zh_corpus, en_mono=args.en_corpus, parallel=args.parallel,
+                              dictionary=args.dict, cfg=cfg, w2v=w2v)
+    space.save(args.out)
+    print(json.dumps({"out": str(args.out), **{k: space.info[k] for k in ("vocab", "inputs", "training")}},
+                     ensure_ascii=False))
+    return 0
+
+
+def add_lexicon_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `attnlab align lexicon`."""
+    p.add_argument("--model", type=Path, required=True, help="a trained zh-en run directory")
+    p.add_argument("--parallel", type=Path, required=True, help="sentence pairs to read alignments from (training split)")
+    p.add_argument("--dict", type=Path, required=True, help="test dictionary, zh TAB en")
+    p.add_argument("--layer", type=int, default=-1, help="decoder layer whose heads are averaged; -1 = all layers (default)")
+    p.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default 64)")
+
+
+def cmd_align_lexicon(args: argparse.Namespace) -> int:
+    """Read the lexicon from the model's cross-attention and print its P@1/5/10, both directions."""
+    from attnlab.align import lexicon
+    from attnlab.align.dictionary import read_pairs
+    from attnlab.checkpoint import load_run
+    from attnlab.data.parallel import read_tsv
+
+    if args.batch_size < 1:
+        raise AttnlabError(f"--batch-size must be at least 1, got {args.batch_size}")
+    run = load_run(args.model)
+    if run.cfg.src_lang != "zh":
+        raise AttnlabError(f"{args.model} translates {run.cfg.src_lang}->{run.cfg.tgt_lang}; the lexicon reads a zh->en model")
+    try:
+        counts = lexicon.read_alignments(run.model, run.tokenizer, read_tsv(args.parallel), (args.layer,),
+                                         args.batch_size)[args.layer]
+    except ValueError as e:
+        raise AttnlabError(f"--layer: {e}") from None
+    scores = lexicon.evaluate(counts, read_pairs(args.dict))
+    print(json.dumps({"model": str(args.model), "layer": args.layer, **scores}, ensure_ascii=False))
+    return 0
