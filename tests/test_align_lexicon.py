@@ -58,6 +58,12 @@ def test_dice_ranking_by_hand() -> None:
     assert c.ranked(5, reverse=True) == {"cat": ["猫"], "drinks": ["喝"], "the": ["猫"]}
 
 
+def test_backoff_fills_from_the_fallback_by_hand() -> None:
+    primary = {"猫": ["cat"], "书": ["book", "the"]}
+    fallback = {"猫": ["kitty", "cat", "dog"], "狗": ["dog"]}
+    assert lexicon.backoff(primary, fallback, 3) == {"猫": ["cat", "kitty", "dog"], "书": ["book", "the"], "狗": ["dog"]}
+
+
 # ---------------------------------------------------------------- reading a model
 
 class CharPieces:
@@ -122,6 +128,10 @@ def test_read_alignments_recovers_the_links_the_model_attends() -> None:
         assert scores["zh-en"]["dice"] == {"p@1": 100.0} and scores["zh-en"]["covered"] == 4
         assert scores["zh-en"]["of_all"]["dice"] == {"p@1": 80.0}
         assert scores["en-zh"]["of_all"]["dice"] == {"p@1": 80.0}
+    # backed off to a space that knows only 马: every query right, under the name "dice+csls"
+    space = SimpleNamespace(ranked=lambda words, reverse, method, n: {"horse": ["马"]} if reverse else {"马": ["horse"]})
+    both = lexicon.evaluate(counts[0], list(zh_en.items()) + [("马", "horse")], ks=(1,), space=space)
+    assert both["zh-en"]["of_all"]["dice+csls"] == both["en-zh"]["of_all"]["dice+csls"] == {"p@1": 100.0}
     with pytest.raises(ValueError, match="decoder layer 5 out of range"):
         lexicon.read_alignments(model, tokenizer, pairs, layers=(5,))
 

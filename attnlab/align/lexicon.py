@@ -196,22 +196,41 @@ def read_alignments(model, tokenizer, pairs: Sequence[tuple[str, str]], layers: 
     return counts
 
 
-def evaluate(counts: AlignmentCounts, pairs: Sequence[tuple[str, str]], ks: tuple[int, ...] = (1, 5, 10)) -> dict:
-    """P@k of the lexicon on a (zh, en) test dictionary, both directions, in `AlignedSpace.evaluate`'s
-    form: a query is covered when the lexicon has a candidate for it; `of_all` counts every query."""
+def backoff(primary: dict[str, list[str]], fallback: dict[str, list[str]], n: int) -> dict[str, list[str]]:
+    """query -> the primary candidates, then the fallback ones not already there, n at most: the
+    lexicon where it knows the word, the vector space below it and for the words it never saw."""
+    out = {}
+    for q in primary.keys() | fallback.keys():
+        merged = list(dict.fromkeys(primary.get(q, []) + fallback.get(q, [])))
+        out[q] = merged[:n]
+    return out
+
+
+def score(gold: dict[str, set[str]], ranked: dict[str, list[str]], ks: tuple[int, ...], name: str) -> dict:
+    """P@k of ranked candidates in `AlignedSpace.evaluate`'s form, under the method name `name`:
+    a query is covered when it has a candidate; `of_all` counts every query."""
     from attnlab.align.space import precision_at_k
 
-    forward: dict[str, set[str]] = {}
-    backward: dict[str, set[str]] = {}
-    for zh, en in pairs:
-        forward.setdefault(zh, set()).add(en)
-        backward.setdefault(en, set()).add(zh)
+    ranked = {q: ranked[q] for q in gold if ranked.get(q)}
+    covered, every = precision_at_k(gold, ranked, ks)
+    return {"queries": len(gold), "covered": len(ranked), "coverage": round(100 * len(ranked) / max(len(gold), 1), 2),
+            name: covered, "of_all": {name: every}}
+
+
+def evaluate(counts: AlignmentCounts, pairs: Sequence[tuple[str, str]], ks: tuple[int, ...] = (1, 5, 10),
+             space=None, method: str = "csls") -> dict:
+    """P@k of the lexicon on a (zh, en) test dictionary, both directions (method name "dice"); with
+    an AlignedSpace `space`, of the lexicon backed off to the space's `method` neighbours
+    (`backoff`; method name "dice+csls" or "dice+cosine")."""
+    from attnlab.align.space import gold_sets
+
     out = {}
-    for name, gold, reverse in (("zh-en", forward, False), ("en-zh", backward, True)):
+    for (name, reverse), gold in zip((("zh-en", False), ("en-zh", True)), gold_sets(list(pairs))):
         ranked = counts.ranked(max(ks), reverse=reverse)
-        ranked = {q: ranked[q] for q in gold if q in ranked}
-        covered, every = precision_at_k(gold, ranked, ks)
-        out[name] = {"queries": len(gold), "covered": len(ranked),
-                     "coverage": round(100 * len(ranked) / max(len(gold), 1), 2),
-                     "dice": covered, "of_all": {"dice": every}}
+        if space is None:
+            out[name] = score(gold, ranked, ks, "dice")
+            continue
+        nearest = space.ranked(list(gold), reverse=reverse, method=method, n=max(ks))
+        out[name] = score(gold, backoff({q: ranked[q] for q in gold if q in ranked}, nearest, max(ks)), ks,
+                          f"dice+{method}")
     return out

@@ -101,15 +101,20 @@ class AlignedSpace:
             log.warning("not in the %s vocabulary: %s", self.langs[1 if reverse else 0], " ".join(unknown))
         return [Translation(w, found.get(w)) for w in words]
 
+    def ranked(self, words: list[str], *, reverse: bool = False, method: str = "csls",
+               n: int = 5) -> dict[str, list[str]]:
+        """word -> its n nearest translations, best first, for the words that have a vector."""
+        q, _, t, _ = self._sides(reverse)
+        known = [w for w in words if w in q.index]
+        idx, _ = self.neighbours(np.array([q.index[w] for w in known], dtype=np.int64), reverse=reverse,
+                                 method=method, n=n)  # (m, n)
+        return {w: [t.words[j] for j in row] for w, row in zip(known, idx)}
+
     # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(self, pairs: list[tuple[str, str]], ks: tuple[int, ...] = KS) -> dict:
         """Precision@k (in %) for cosine and CSLS, source→target and target→source."""
         s, t = self.langs
-        forward: dict[str, set[str]] = {}
-        backward: dict[str, set[str]] = {}
-        for a, b in pairs:
-            forward.setdefault(a, set()).add(b)
-            backward.setdefault(b, set()).add(a)
+        forward, backward = gold_sets(pairs)
         return {f"{s}-{t}": self._precision(forward, False, ks),
                 f"{t}-{s}": self._precision(backward, True, ks)}
 
@@ -118,10 +123,8 @@ class AlignedSpace:
         queries = [w for w in gold if w in q.index and any(g in t.index for g in gold[w])]
         out = {"queries": len(gold), "covered": len(queries),
                "coverage": round(100 * len(queries) / max(len(gold), 1), 2), "of_all": {}}
-        ids = np.array([q.index[w] for w in queries], dtype=np.int64)
         for method in METHODS:
-            idx, _ = self.neighbours(ids, reverse=reverse, method=method, n=max(ks))  # (m, max k)
-            ranked = {w: [t.words[j] for j in row] for w, row in zip(queries, idx)}
+            ranked = self.ranked(queries, reverse=reverse, method=method, n=max(ks))
             out[method], out["of_all"][method] = precision_at_k(gold, ranked, ks)
         return out
 
@@ -157,6 +160,16 @@ class AlignedSpace:
         if t["src_csls_r"].shape != (len(src),) or t["tgt_csls_r"].shape != (len(tgt),):
             raise AttnlabError(f"{folder}: {MAPPING_FILE} does not match the words in src/ and tgt/")
         return cls(src, tgt, t["w"], t["src_mean"], t["tgt_mean"], t["src_csls_r"], t["tgt_csls_r"], info)
+
+
+def gold_sets(pairs: list[tuple[str, str]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(source word -> its target translations, target word -> its source translations)."""
+    forward: dict[str, set[str]] = {}
+    backward: dict[str, set[str]] = {}
+    for a, b in pairs:
+        forward.setdefault(a, set()).add(b)
+        backward.setdefault(b, set()).add(a)
+    return forward, backward
 
 
 def precision_at_k(gold: dict[str, set[str]], ranked: dict[str, list[str]],
