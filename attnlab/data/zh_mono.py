@@ -76,7 +76,7 @@ def parse_peoples_daily_line(line: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _jieba():
+def jieba_tokenizer():
     """One jieba tokenizer (default dictionary), initialised once, its logging kept quiet."""
     import jieba
 
@@ -89,7 +89,7 @@ def _jieba():
 def segment(text: str) -> list[str]:
     """Normalise a raw Chinese sentence and cut it into words with jieba (HMM on); no spaces kept."""
     text = normalize_word(text)
-    return [w for w in _jieba().cut(text, HMM=True) if w.strip()]
+    return [w for w in jieba_tokenizer().cut(text, HMM=True) if w.strip()]
 
 
 def _read_lines(path: Path) -> list[str]:

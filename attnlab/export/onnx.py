@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab import checkpoint
@@ -68,8 +67,8 @@ class DecoderStepGraph(nn.Module):
         x = m.tgt_embed(tokens[:, 0]) * math.sqrt(m.cfg.d_model) + self.table.index_select(0, position.view(1))  # (N,D)
         caches = [_PastKV(past[2 * i], past[2 * i + 1]) for i in range(n_layers)]
         x = decoder_step(self.layers, x, list(zip(cross[::2], cross[1::2])), caches, src_mask[:, None, None, :])
-        out = m.tgt_embed.weight if m.out_proj is None else m.out_proj.weight  # (V,D): one initializer with the embedding
-        return (F.linear(m.decoder_norm(x), out), *(t for c in caches for t in (c.k, c.v)))  # (N,V), (N,H,T+1,Dh)...
+        logits = m.logits(m.decoder_norm(x))  # (N,V): the output matrix is one initializer with the embedding
+        return (logits, *(t for c in caches for t in (c.k, c.v)))  # (N,V), (N,H,T+1,Dh)...
 
 
 class _PastKV:

@@ -5,10 +5,10 @@ or a run directory, whose source embedding matrix gives one vector per subword p
 pieces <pad>, <bos>, <eos>, <unk> left out). The words to draw are the N most frequent (a vectors
 folder is stored most frequent first; a run's pieces in vocabulary order) or those listed in a file.
 
-The projection is PCA (the two directions of largest variance, a linear map: distances along them
-are real) or t-SNE (van der Maaten & Hinton 2008: keeps neighbourhoods, not distances), from
-scikit-learn. `plot_embeddings` takes an optional group per word (drawn in its own colour), so the
-same map serves vectors of two languages.
+The projection is PCA (`pca_2d`, by SVD: the two directions of largest variance, a linear map: distances
+along them are real; the bilingual map uses it too) or t-SNE (van der Maaten & Hinton 2008, scikit-learn's:
+keeps neighbourhoods, not distances). `plot_embeddings` takes an optional group per word (drawn in its own
+colour), so the same map serves vectors of two languages.
 
 Shape letters: N words drawn, D vector width.
 """
@@ -23,13 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from attnlab.errors import AttnlabError
+from attnlab.fileio import read_utf8
+from attnlab.tokenizer import SPECIALS
 from attnlab.word2vec.vectors import WordVectors
 from attnlab.viz.figure import Saved, cjk, new_figure, save
 
 log = logging.getLogger(__name__)
 
 METHODS = ("pca", "tsne")
-N_SPECIAL = 4  # <pad> <bos> <eos> <unk>: ids 0..3 of every attnlab tokenizer
+N_SPECIAL = len(SPECIALS)  # <pad> <bos> <eos> <unk>: ids 0..3 of every attnlab tokenizer
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -53,11 +55,11 @@ def is_run_dir(path: Path) -> bool:
 
 def model_vectors(run_dir: str | Path) -> WordVectors:
     """The source embedding matrix of a trained run, one row per subword piece (specials left out)."""
-    from attnlab.translator import Translator
+    from attnlab import checkpoint
 
-    translator = Translator.load(run_dir)
-    weight = translator.model.src_embed.weight.detach().float().numpy()  # (V, D)
-    pieces = translator.tokenizer.src_pieces(range(N_SPECIAL, weight.shape[0]))
+    run = checkpoint.load_run(run_dir)
+    weight = run.model.src_embed.weight.detach().float().numpy()  # (V, D)
+    pieces = run.tokenizer.src_pieces(range(N_SPECIAL, weight.shape[0]))
     return WordVectors(pieces, weight[N_SPECIAL:])
 
 
@@ -71,10 +73,7 @@ def load_any(path: str | Path) -> WordVectors:
 
 def read_words(path: str | Path) -> list[str]:
     """One word per line; blank lines and lines starting with # are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(f"{path}: no such words file")
-    words = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    words = [ln.strip() for ln in read_utf8(path, "words file").splitlines()]
     return [w for w in words if w and not w.startswith("#")]
 
 
@@ -99,17 +98,32 @@ def choose(vectors: WordVectors, words: list[str] | None = None, top: int = 300)
 
 def project(vectors: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """(N, D) -> (N, 2) coordinates, and for PCA the fraction of variance each axis explains."""
-    from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     x = np.asarray(vectors, dtype=np.float64)
     if method == "pca":
-        pca = PCA(n_components=2, svd_solver="full")
-        return pca.fit_transform(x), pca.explained_variance_ratio_
+        xy, explained = pca_2d(x)
+        return xy, np.array(explained)
     if method == "tsne":
         perplexity = min(30.0, (len(x) - 1) / 3)
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x), None
     raise AttnlabError(f"unknown projection {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """First two principal components of the rows: (N, D) -> ((N, 2), variance shares); each axis is
+    signed so that its largest loading is positive (the same words give the same picture)."""
+    if x.shape[0] < 2:
+        raise AttnlabError(f"a 2-D map needs at least 2 words, got {x.shape[0]}")
+    centred = x - x.mean(axis=0)  # (N, D)
+    _, s, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)  # vt: (min(N, D), D)
+    axes = vt[:2]  # (2, D)
+    axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])[:, None]
+    xy = centred @ axes.T  # (N, 2)
+    if xy.shape[1] < 2:
+        xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+    var = s**2 / max(float(np.sum(s**2)), 1e-12)
+    return xy.astype(np.float32), (float(var[0]), float(var[1]) if len(var) > 1 else 0.0)
 
 
 def script_groups(words: list[str]) -> list[str]:

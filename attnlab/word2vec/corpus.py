@@ -41,12 +41,11 @@ class EncodedCorpus:
 
 
 def jieba_segmenter() -> Callable[[str], list[str]]:
-    """jieba's default segmenter, quiet and initialised once."""
-    import jieba
+    """jieba's default segmenter (the data recipes' one, `zh_mono.jieba_tokenizer`) on the text as it is."""
+    from attnlab.data.zh_mono import jieba_tokenizer
 
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return lambda line: [t for t in jieba.lcut(line) if not t.isspace()]
+    tokenizer = jieba_tokenizer()
+    return lambda line: [t for t in tokenizer.lcut(line) if not t.isspace()]
 
 
 def iter_lines(path: Path, max_len: int, segment: Callable[[str], list[str]] | None = None) -> Iterator[list[str]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from attnlab.errors import AttnlabError
-from attnlab.fileio import atomic_write_bytes, atomic_write_text
+from attnlab.fileio import atomic_write_bytes, atomic_write_text, read_utf8
 
 VECTORS_FILE = "vectors.safetensors"
 VOCAB_FILE = "vocab.tsv"
@@ -155,10 +155,8 @@ class WordVectors:
         except (SafetensorError, KeyError, OSError) as e:
             raise AttnlabError(f"{folder / VECTORS_FILE}: not a readable vectors file ({e})") from None
         vocab = folder / VOCAB_FILE
-        if not vocab.exists():
-            raise AttnlabError(f"{vocab}: missing (every vectors folder needs its vocabulary)")
         words, counts = [], []
-        for n, line in enumerate(vocab.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_utf8(vocab, "the vocabulary of a vectors folder").splitlines(), 1):
             word, sep, count = line.rpartition("\t")
             if not sep or not count.isdigit():
                 raise AttnlabError(f"{vocab}:{n}: expected `word TAB count`")
