@@ -3,6 +3,8 @@
 Config is data: every field has a default and a comment. `load_config` reads a TOML file whose tables
 match the dataclasses (`[model]`, `[tokenizer]`, `[data]`, `[train]`, `[decode]`); an unknown table
 or key is an error that names it. `apply_overrides` applies `--set section.key=value` strings.
+The dataclasses are frozen: a changed value makes a new config (`dataclasses.replace`), so a config
+handed to one part of the program never changes under another.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ DIRECTIONS = ("zh-en", "en-zh")
 CONFIG_VERSION = 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int = 8000  # joint subword vocabulary (set from the trained tokenizer)
     d_model: int = 256  # width of every residual stream vector
@@ -39,7 +41,7 @@ class ModelConfig:
     max_positions: int = 1024  # positional-encoding rows precomputed (longer inputs extend the table)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenizerConfig:
     vocab_size: int = 8000  # subword vocabulary size, including the 4 special tokens
     model_type: str = "unigram"  # sentencepiece model: "unigram" or "bpe"
@@ -47,7 +49,7 @@ class TokenizerConfig:
     joint: bool = True  # one vocabulary for zh and en (required for tied embeddings)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     train: str = "data/tatoeba-zh-en/train.tsv"  # training pairs: Tatoeba 4-column TSV or `src TAB tgt`
     dev: str = "data/tatoeba-zh-en/dev.tsv"  # development pairs for dev loss / BLEU
@@ -55,7 +57,7 @@ class DataConfig:
     max_tokens_per_sentence: int = 128  # training pairs longer than this (in subwords) are skipped
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     max_tokens: int = 4096  # tokens (source + target, padding included) per batch
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
@@ -89,7 +91,7 @@ class TrainConfig:
     init_embeddings: str = ""  # comma-separated Word2Vec vector folders that start the embeddings ("" = random)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecodeConfig:
     beam: int = 4  # beam size (1: greedy)
     length_penalty: float = 0.6  # GNMT alpha: score / ((5 + len) / 6) ** alpha
@@ -97,8 +99,12 @@ class DecodeConfig:
     max_len_b: int = 10
     max_input_tokens: int = 256  # longer inputs are truncated (with one warning)
 
+    def __post_init__(self) -> None:  # here, so that DecodeOptions (a subclass) is checked by the same line
+        if self.beam < 1:
+            raise AttnlabError(f"must be at least 1, got {self.beam}", field="decode.beam")
 
-@dataclass
+
+@dataclass(frozen=True)
 class Config:
     direction: str = "zh-en"  # "zh-en" or "en-zh"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -117,47 +123,51 @@ class Config:
         return self.direction.split("-")[1]
 
     def validate(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise AttnlabError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
-        m = self.model
+        split_direction(self.direction)
+        m, t = self.model, self.train
         if m.d_model % m.n_heads:
-            raise AttnlabError(f"model.n_heads ({m.n_heads}) must divide model.d_model ({m.d_model})")
+            raise AttnlabError(f"({m.n_heads}) must divide model.d_model ({m.d_model})", field="model.n_heads")
         if m.tie_embeddings and not self.tokenizer.joint:
-            raise AttnlabError("model.tie_embeddings needs tokenizer.joint = true")
-        if self.train.precision not in ("fp32", "bf16"):
-            raise AttnlabError(f"train.precision must be fp32 or bf16, got {self.train.precision!r}")
-        t = self.train
+            raise AttnlabError("needs tokenizer.joint = true", field="model.tie_embeddings")
+        if t.precision not in ("fp32", "bf16"):
+            raise AttnlabError(f"must be fp32 or bf16, got {t.precision!r}", field="train.precision")
         if t.schedule not in SCHEDULES:
-            raise AttnlabError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}")
+            raise AttnlabError(f"must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}", field="train.schedule")
         if t.schedule != "inverse_sqrt" and not (t.max_steps or t.max_epochs or t.max_minutes):
-            raise AttnlabError(f"train.schedule = {t.schedule!r} decays over the run's budget: "
-                               "set train.max_steps, train.max_epochs or train.max_minutes")
+            raise AttnlabError(f"= {t.schedule!r} decays over the run's budget: "
+                               "set train.max_steps, train.max_epochs or train.max_minutes", field="train.schedule")
         if t.subword_alpha > 0 and self.tokenizer.model_type != "unigram":
-            raise AttnlabError("train.subword_alpha samples unigram segmentations; it needs tokenizer.model_type = \"unigram\"")
+            raise AttnlabError("samples unigram segmentations; it needs tokenizer.model_type = \"unigram\"",
+                               field="train.subword_alpha")
         if not 0.0 <= t.warmup_fraction < 1.0:
-            raise AttnlabError(f"train.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
-        if self.train.max_bad_steps < 1:
-            raise AttnlabError(f"train.max_bad_steps must be at least 1, got {self.train.max_bad_steps}")
+            raise AttnlabError(f"must be in [0, 1), got {t.warmup_fraction}", field="train.warmup_fraction")
+        if t.max_bad_steps < 1:
+            raise AttnlabError(f"must be at least 1, got {t.max_bad_steps}", field="train.max_bad_steps")
         if self.version != CONFIG_VERSION:
             raise AttnlabError(f"config version {self.version} is not supported (this attnlab reads {CONFIG_VERSION})")
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+def split_direction(direction: str) -> tuple[str, str]:
+    """(source, target) language of a direction; one outside DIRECTIONS is an error."""
+    if direction not in DIRECTIONS:
+        raise AttnlabError(f"must be one of {', '.join(DIRECTIONS)}, got {direction!r}", field="direction")
+    src_lang, tgt_lang = direction.split("-")
+    return src_lang, tgt_lang
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise AttnlabError(f"unknown config key '{where}{key}' (known: {', '.join(known)})")
+            raise AttnlabError(f"unknown config key '{prefix}{key}' (known: {', '.join(known)})")
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
                 raise AttnlabError(f"config [{key}] must be a table")
             kwargs[key] = _build(type(default), value, f"{key}.")
         else:
-            kwargs[key] = _coerce(value, default, f"{where}{key}")
+            kwargs[key] = _coerce(value, default, f"{prefix}{key}")
     return cls(**kwargs)
 
 
@@ -167,7 +177,7 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
             return value.lower() in ("true", "1")
-        raise AttnlabError(f"config {name} must be true or false, got {value!r}")
+        raise AttnlabError(f"must be true or false, got {value!r}", field=name)
     try:
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
@@ -177,7 +187,7 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
             return float(value)
     except (TypeError, ValueError):
         kind = "an integer" if isinstance(default, int) else "a number"
-        raise AttnlabError(f"config {name} must be {kind}, got {value!r}") from None
+        raise AttnlabError(f"must be {kind}, got {value!r}", field=name) from None
     return str(value)
 
 
@@ -199,7 +209,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     try:
         return config_from_dict(values)
     except AttnlabError as e:
-        raise AttnlabError(f"{path}: {e}") from None
+        raise AttnlabError(f"{path}: {e}") from None  # a value from a file: named as the file spells it
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> None:

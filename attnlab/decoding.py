@@ -46,9 +46,10 @@ from attnlab.config import DecodeConfig
 from attnlab.tokenizer import BOS, EOS, PAD
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecodeOptions(DecodeConfig):
-    """The `[decode]` config table's fields, plus the tokenizer's special ids and whether to use the KV cache."""
+    """The `[decode]` config table's fields (their defaults and checks), plus the tokenizer's special ids and
+    whether to use the KV cache."""
 
     use_cache: bool = True  # False: re-run the decoder on the whole prefix each step (the readable reference)
     bos_id: int = BOS  # fed as the first target token; never emitted
@@ -307,8 +308,6 @@ def _select_rows(memory: Any, index: Tensor) -> Any:
 def _check(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions) -> None:
     if model.training:
         raise ValueError("decoding needs the model in eval mode (call model.eval() first): dropout is on")
-    if opts.beam < 1:
-        raise ValueError(f"beam must be at least 1, got {opts.beam}")
     if src.dim() != 2:
         raise ValueError(f"src must be (batch, length) ids, got shape {tuple(src.shape)}")
     if getattr(model, "pad_id", opts.pad_id) != opts.pad_id:

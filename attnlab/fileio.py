@@ -36,8 +36,11 @@ def read_utf8(path: Path, what: str = "") -> str:
     """The file's text (a leading BOM dropped); AttnlabError naming the file if it cannot be read or
     is not UTF-8. `what` ("dictionary", ...) goes into the message."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise AttnlabError(f"{path} is not valid UTF-8 (byte {e.start})") from None
+        data = Path(path).read_bytes()
     except OSError as e:
         raise AttnlabError(f"cannot read {what + ' ' if what else ''}{path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise AttnlabError(f"{path} is not valid UTF-8 (line {line}, byte {e.start})") from None

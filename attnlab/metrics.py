@@ -8,7 +8,7 @@ Sentences with fewer references than the most-referenced one get `None` in the m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sacrebleu.metrics import BLEU, CHRF
 
@@ -21,9 +21,6 @@ class Scores:
     chrf_signature: str
     bleu_detail: str  # sacreBLEU's one-line summary (n-gram precisions, brevity penalty)
     sentences: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def bleu_tokenizer(tgt_lang: str) -> str:

@@ -31,12 +31,6 @@ from attnlab.tokenizer import Tokenizer
 log = logging.getLogger(__name__)
 
 
-def data_spec(value: str) -> str | tuple[str, str]:
-    """A config data path: one TSV, or 'SRC_FILE,TGT_FILE' for two aligned text files."""
-    parts = [p.strip() for p in value.split(",")]
-    return (parts[0], parts[1]) if len(parts) == 2 else value
-
-
 @dataclass
 class EncodedData:
     src: list[list[int]]  # source ids per example
@@ -95,8 +89,8 @@ def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = Fa
     directory's tokenizer is kept; without an intact checkpoint (killed before the first one) the run
     starts afresh. Rank 0 alone trains the tokenizer and writes files; the other ranks wait for it."""
     t = cfg.train
-    train_data = load_pairs(data_spec(cfg.data.train), cfg.direction)
-    dev_data = load_pairs(data_spec(cfg.data.dev), cfg.direction)
+    train_data = load_pairs(cfg.data.train, cfg.direction)
+    dev_data = load_pairs(cfg.data.dev, cfg.direction)
     tok_dir = run_dir / checkpoint.TOKENIZER_DIR
     resume_from = checkpoint.latest_checkpoint(run_dir) if resume else None
     if resume_from is None and dist.main:

@@ -20,6 +20,7 @@ every output runs to its length limit: the speed of the decoder itself, not of a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import multiprocessing
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 
 from attnlab import checkpoint
-from attnlab.config import Config, ModelConfig, TokenizerConfig
+from attnlab.config import Config, DataConfig, ModelConfig, TokenizerConfig
 from attnlab.data.parallel import load_pairs
 from attnlab.decoding import DecodeOptions
 from attnlab.export.ctranslate2 import export_ctranslate2
@@ -85,8 +86,7 @@ def run_job(job: Job) -> tuple[list[list[list[int]]], float]:
 
 def random_run(run_dir: Path, test: str) -> Path:
     """A run directory holding a random-weight model of the small size and a Tatoeba tokenizer."""
-    cfg = Config()
-    cfg.data.test = test
+    cfg = Config(data=DataConfig(test=test))
     if (TOKENIZER_CACHE / "joint.model").is_file():
         tok = Tokenizer.load(TOKENIZER_CACHE)
     else:
@@ -94,7 +94,7 @@ def random_run(run_dir: Path, test: str) -> Path:
         tok = Tokenizer.train(load_pairs(cfg.data.train, cfg.direction).pairs, TokenizerConfig(), TOKENIZER_CACHE)
     (run_dir / checkpoint.TOKENIZER_DIR).mkdir(parents=True)
     (run_dir / checkpoint.TOKENIZER_DIR / "joint.model").write_bytes((TOKENIZER_CACHE / "joint.model").read_bytes())
-    cfg.model = ModelConfig(vocab_size=tok.vocab_size)
+    cfg = dataclasses.replace(cfg, model=ModelConfig(vocab_size=tok.vocab_size))
     torch.manual_seed(0)
     checkpoint.save_config(run_dir, cfg)
     checkpoint.save_best(run_dir, Seq2SeqTransformer(cfg.model), {})

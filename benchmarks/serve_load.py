@@ -44,8 +44,8 @@ def serve_forever(model: str, max_batch: int, window_ms: float, threads: int, co
     import torch
     import uvicorn
 
+    from attnlab.cli.serve import listen
     from attnlab.serve.app import create_app
-    from attnlab.serve.cli import listen
     from attnlab.translator import Translator
 
     if threads > 0:
@@ -61,11 +61,10 @@ def source_sentences(model: str) -> list[str]:
     """Source sentences of the model's test split, or a few built-in ones where it is absent."""
     from attnlab import checkpoint
     from attnlab.data.parallel import load_pairs
-    from attnlab.prepare import data_spec
 
     cfg = checkpoint.load_run_config(Path(model))
     try:
-        groups = load_pairs(data_spec(cfg.data.test), cfg.direction).references()
+        groups = load_pairs(cfg.data.test, cfg.direction).references()
         sentences = [src for src, _ in groups[:500] if src.strip()]
     except Exception:  # any unreadable split: the benchmark still runs on the built-in sentences
         sentences = []

@@ -2,13 +2,12 @@
 
 import pytest
 
-from attnlab.config import Config, apply_overrides, config_from_dict, config_to_toml, load_config
+from attnlab.config import Config, ModelConfig, apply_overrides, config_from_dict, config_to_toml, load_config
 from attnlab.errors import AttnlabError
 
 
 def test_round_trip(tmp_path):
-    cfg = Config(direction="en-zh")
-    cfg.model.d_model = 128
+    cfg = Config(direction="en-zh", model=ModelConfig(d_model=128))
     path = tmp_path / "c.toml"
     path.write_text(config_to_toml(cfg))
     assert load_config(path) == cfg

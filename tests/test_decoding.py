@@ -29,6 +29,7 @@ from attnlab.decoding import (
     search,
     top_k,
 )
+from attnlab.errors import AttnlabError
 from attnlab.model import Seq2SeqTransformer
 from searches import TOL, assert_beam_agrees, assert_greedy_agrees
 
@@ -184,9 +185,12 @@ def test_training_mode_is_refused(model, src):
         model.eval()
 
 
-def test_bad_beam_is_refused(model, src):
-    with pytest.raises(ValueError, match="beam must be at least 1, got 0"):
-        beam_search(model, src, DecodeOptions(beam=0))
+def test_bad_beam_is_refused():
+    """One check, where options are made (a DecodeConfig read from a file is checked by the same line)."""
+    with pytest.raises(AttnlabError, match="decode.beam must be at least 1, got 0"):
+        DecodeOptions(beam=0)
+    with pytest.raises(AttnlabError, match="decode.beam must be at least 1, got 0"):
+        DecodeOptions.from_config(DecodeConfig(), beam=0)
 
 
 def test_options_from_config():

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from attnlab.cli.serve import listen
 from attnlab.serve.app import create_app
-from attnlab.serve.cli import listen
 from attnlab.serve.settings import ServeSettings
 from attnlab.translator import Translator
 from test_serve import train_tiny

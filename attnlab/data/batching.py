@@ -30,8 +30,11 @@ class Batch:
         return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device), self.n_tgt_tokens)
 
 
-def make_batches(lengths: Sequence[tuple[int, int]], max_tokens: int) -> list[list[int]]:
-    """Group example indices into batches of similar length with B × (S_max + T_max) ≤ max_tokens."""
+def make_batches(lengths: Sequence[tuple[int, int]], max_tokens: float,
+                 groups: Sequence[int] | None = None) -> list[list[int]]:
+    """Group example indices into batches of similar length with B × (S_max + T_max) ≤ max_tokens (training
+    pairs; and translation, in `attnlab.translate.base.length_batches`). With `groups`, a batch also ends where
+    the group of the length-sorted examples changes."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i][0], lengths[i][1], i))
     batches: list[list[int]] = []
     current: list[int] = []
@@ -39,7 +42,8 @@ def make_batches(lengths: Sequence[tuple[int, int]], max_tokens: int) -> list[li
     for i in order:
         s, t = lengths[i]
         new_s, new_t = max(s_max, s), max(t_max, t)
-        if current and (len(current) + 1) * (new_s + new_t) > max_tokens:
+        if current and ((len(current) + 1) * (new_s + new_t) > max_tokens
+                        or (groups is not None and groups[i] != groups[current[0]])):
             batches.append(current)
             current, new_s, new_t = [], s, t
         current.append(i)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 
 import opencc
 
@@ -48,6 +49,11 @@ def normalize_en(text: str) -> str:
 def normalize_zh(text: str) -> str:
     """NFC, collapse whitespace, then Traditional→Simplified with OpenCC `t2s`."""
     return to_simplified(normalize_en(text))
+
+
+def normalizer(lang: str) -> Callable[[str], str]:
+    """The normalisation of a language's text: `normalize_zh` for "zh", `normalize_en` otherwise."""
+    return normalize_zh if lang == "zh" else normalize_en
 
 
 _NON_WORD = re.compile(r"[\W_]+")

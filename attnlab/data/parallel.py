@@ -14,33 +14,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Sequence, Union
 
-from attnlab.data import normalize
+from attnlab.config import split_direction
+from attnlab.data.normalize import normalizer
 from attnlab.errors import AttnlabError
+from attnlab.fileio import read_utf8
 
 log = logging.getLogger(__name__)
 
 TATOEBA_HEADER = ("zh_id", "zh", "en_id", "en")
-DIRECTIONS = ("zh-en", "en-zh")
 
 Pair = tuple[str, str]
-# A TSV file (4-column Tatoeba or 2-column), or (source file, target file) aligned by line.
+# A TSV file (4-column Tatoeba or 2-column), or (source file, target file) aligned by line ("src,tgt" too).
 PairSpec = Union[str, Path, Sequence[Union[str, Path]]]
 
 
 def _read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 text file (optional BOM), without line endings (LF or CRLF)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise AttnlabError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise AttnlabError(f"{path} is not valid UTF-8 (line {line}, byte {e.start})") from None
-    lines = text.split("\n")
+    lines = read_utf8(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends a line; it does not start an empty one
     return [line[:-1] if line.endswith("\r") else line for line in lines]
@@ -111,27 +103,18 @@ class ParallelData:
         return group_references(self.pairs)
 
 
-def _check_direction(direction: str) -> tuple[str, str]:
-    if direction not in DIRECTIONS:
-        raise AttnlabError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-    src_lang, tgt_lang = direction.split("-")
-    return src_lang, tgt_lang
-
-
-def _normalizer(lang: str) -> Callable[[str], str]:
-    return normalize.normalize_zh if lang == "zh" else normalize.normalize_en
-
-
 def load_pairs(spec: PairSpec, direction: str, *, normalise: bool = True) -> ParallelData:
     """Load pairs for `direction` ("zh-en" or "en-zh").
 
-    `spec` is one TSV path or a (source path, target path) pair of aligned files. Tatoeba
-    4-column files are oriented by direction (zh-en: zh → en; en-zh: en → zh); 2-column and
-    aligned files are taken as (source, target) as given. With `normalise`, each side goes
-    through `normalize_zh` / `normalize_en` by its language (a no-op on the canonical split), and
-    pairs left with an empty side are dropped.
+    `spec` is one TSV path or a (source path, target path) pair of aligned files, also written as
+    "SRC_FILE,TGT_FILE" (as in a config's [data] table). Tatoeba 4-column files are oriented by
+    direction (zh-en: zh → en; en-zh: en → zh); 2-column and aligned files are taken as (source, target)
+    as given. With `normalise`, each side goes through `normalize_zh` / `normalize_en` by its language
+    (a no-op on the canonical split), and pairs left with an empty side are dropped.
     """
-    src_lang, tgt_lang = _check_direction(direction)
+    src_lang, tgt_lang = split_direction(direction)
+    if isinstance(spec, str) and "," in spec:
+        spec = [p.strip() for p in spec.split(",")]
     if isinstance(spec, (str, Path)):
         origin = str(spec)
         pairs, tatoeba = _read_tsv_columns(Path(spec))
@@ -143,7 +126,7 @@ def load_pairs(spec: PairSpec, direction: str, *, normalise: bool = True) -> Par
     else:
         raise AttnlabError(f"expected a TSV file or two aligned files, got {len(spec)} paths")
     if normalise:
-        norm_src, norm_tgt = _normalizer(src_lang), _normalizer(tgt_lang)
+        norm_src, norm_tgt = normalizer(src_lang), normalizer(tgt_lang)
         pairs = [(norm_src(s), norm_tgt(t)) for s, t in pairs]
         kept = [(s, t) for s, t in pairs if s and t]
         if len(kept) < len(pairs):

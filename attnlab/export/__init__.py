@@ -2,8 +2,8 @@
 
     ctranslate2.py     the model as a CTranslate2 TransformerSpec, saved through ctranslate2's Converter
     onnx.py            the encoder and decoder-step graphs (the decoder step is `attnlab.nn.step`'s)
-    cli.py             the `attnlab export` subcommand
-The engines that translate with the exported folders are in `attnlab.translate` (`--engine ctranslate2 / onnx`).
+The `attnlab export` command is `attnlab.cli.export`; the engines that translate with the exported folders
+are in `attnlab.translate` (`--engine ctranslate2 / onnx`).
 
 The engines are optional dependencies (ctranslate2, onnx, onnxruntime): `attnlab` imports these modules
 only when an export or an engine is asked for, and a missing package is named in a one-line error.
@@ -17,6 +17,8 @@ from attnlab.config import Config
 from attnlab.errors import AttnlabError
 
 CONFIG_COPY = "attnlab.toml"  # the run's config.toml, inside every export folder
+# CTranslate2's weight types (its specs.model_spec.ACCEPTED_MODEL_TYPES), listed here so that --help needs no ctranslate2
+QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
 
 def is_export(folder: Path, model_file: str) -> bool:

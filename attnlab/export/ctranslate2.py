@@ -30,14 +30,14 @@ import torch
 
 from attnlab import checkpoint
 from attnlab.errors import AttnlabError
-from attnlab.export import CONFIG_COPY, check_out_dir, positions_needed
+from attnlab.export import CONFIG_COPY, QUANTIZATIONS, check_out_dir, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.tokenizer import BOS, EOS, SPECIALS, UNK, Tokenizer
 
 try:
     from ctranslate2.converters import Converter
-    from ctranslate2.specs import common_spec, model_spec, transformer_spec
+    from ctranslate2.specs import common_spec, transformer_spec
 except ImportError:  # the CLI turns this into one line naming the package to install
     raise AttnlabError("exporting to CTranslate2 needs the ctranslate2 package: pip install ctranslate2") from None
 
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.bin"  # what CTranslate2 writes
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which attnlab uses
-QUANTIZATIONS = tuple(model_spec.ACCEPTED_MODEL_TYPES)  # int8, int8_float32, int16, float16, bfloat16, float32, ...
 
 
 def vocabulary(tokenizer: Tokenizer, side: str, size: int) -> list[str]:
@@ -102,8 +101,7 @@ def _decoder(spec: transformer_spec.TransformerDecoderSpec, model: Seq2SeqTransf
         _ffn(layer_spec.ffn, layer, layer.res_ffn.norm)
     if model.cfg.norm_first:
         _norm(spec.layer_norm, model.decoder_norm)
-    out = model.tgt_embed.weight if model.out_proj is None else model.out_proj.weight
-    spec.projection.weight = out.detach().float()  # (V, D), no bias
+    spec.projection.weight = model.output_weight().detach().float()  # (V, D), no bias
 
 
 def transformer_spec_of(model: Seq2SeqTransformer, src_vocab: list[str], tgt_vocab: list[str],

@@ -3,8 +3,8 @@
     settings.py  ServeSettings: address, request limits, batching
     batcher.py   gathers concurrent requests into batches for the decoder (asyncio queue + one worker)
     app.py       create_app(translator, settings): the JSON API, its errors, and the page
-    cli.py       `attnlab serve`: register(subparsers) adds the subcommand
     static/      index.html, app.js, style.css: the page, served as files (no build step, no CDN)
 
-Importing this package imports neither FastAPI nor torch; `app` and `batcher` do.
+The `attnlab serve` command that starts it is `attnlab.cli.serve`. Importing this package imports neither
+FastAPI nor torch; `app` and `batcher` do.
 """

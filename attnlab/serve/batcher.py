@@ -53,8 +53,7 @@ class BatchStats:
 
 class Batcher:
     def __init__(self, translator: TranslatorBase, *, max_batch: int, window_ms: float, max_queue: int) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        """The sizes come from ServeSettings, checked by its `validate`."""
         self.translator = translator
         self.max_batch, self.window_s, self.max_queue = max_batch, window_ms / 1000, max_queue
         self.stats = BatchStats()

@@ -28,15 +28,15 @@ class ServeSettings:
     graceful_timeout_s: float = 60.0  # on SIGTERM/SIGINT: how long requests in flight may take to finish
 
     def validate(self) -> None:
-        """Raise AttnlabError naming the first value out of range."""
+        """Raise AttnlabError naming (as its `field`) the first value out of range."""
         positive = ("max_texts", "max_chars", "max_body_bytes", "max_beam", "max_attention_texts",
                     "max_batch", "max_queue", "max_connections")
         for name in positive:
             if getattr(self, name) < 1:
-                raise AttnlabError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise AttnlabError(f"must be at least 1, got {getattr(self, name)}", field=name)
         if self.batch_window_ms < 0:
-            raise AttnlabError(f"batch_window_ms must be 0 or more, got {self.batch_window_ms}")
+            raise AttnlabError(f"must be 0 or more, got {self.batch_window_ms}", field="batch_window_ms")
         if not 0 <= self.port <= 65535:
-            raise AttnlabError(f"port must be between 0 and 65535, got {self.port}")
+            raise AttnlabError(f"must be between 0 and 65535, got {self.port}", field="port")
         if self.max_texts > self.max_queue:
-            raise AttnlabError(f"max_texts ({self.max_texts}) must not exceed max_queue ({self.max_queue})")
+            raise AttnlabError(f"({self.max_texts}) must not exceed max_queue ({self.max_queue})", field="max_texts")

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from attnlab.config import Config
-from attnlab.data.normalize import normalize_en, normalize_zh
-from attnlab.data.batching import pad_sources
+from attnlab.data.normalize import normalizer
+from attnlab.data.batching import make_batches, pad_sources
 from attnlab.decoding import DecodeOptions, output_limit, search
 from attnlab.errors import AttnlabError
 from attnlab.tokenizer import Tokenizer, encodable
@@ -30,20 +30,14 @@ def one_line(text: str) -> str:
 
 def length_batches(src_ids: Sequence[Sequence[int]], opts: DecodeOptions, max_tokens: int, *,
                    one_limit: bool = False) -> list[list[int]]:
-    """Indices of the non-empty sentences, sorted by length, cut into batches of similar length that hold at
-    most max_tokens rows (sentences × beams) × (source + expected output) tokens. With `one_limit`, the
-    sentences of a batch also share one output length limit (for an engine that takes one per call)."""
-    order = sorted((i for i, x in enumerate(src_ids) if x), key=lambda i: len(src_ids[i]))
-    batches: list[list[int]] = []
-    for i in order:
-        n = len(src_ids[i])
-        last = batches[-1] if batches else None
-        fits = last is not None and (len(last) + 1) * opts.beam * 3 * (n + 2) <= max_tokens
-        if fits and (not one_limit or output_limit(len(src_ids[last[0]]), opts) == output_limit(n, opts)):
-            last.append(i)
-        else:
-            batches.append([i])
-    return batches
+    """Indices of the non-empty sentences, sorted by length, cut into batches of similar length (`make_batches`)
+    that hold at most max_tokens rows (sentences × beams) × (source + expected output) tokens, counted as
+    3 × (length + 2) per row. With `one_limit`, the sentences of a batch also share one output length limit
+    (for an engine that takes one per call)."""
+    kept = [i for i, x in enumerate(src_ids) if x]
+    rows = [(opts.beam * (len(src_ids[i]) + 2), opts.beam * 2 * (len(src_ids[i]) + 2)) for i in kept]
+    limits = [output_limit(len(src_ids[i]), opts) for i in kept] if one_limit else None
+    return [[kept[j] for j in batch] for batch in make_batches(rows, max_tokens, limits)]
 
 
 class TranslatorBase:
@@ -55,14 +49,12 @@ class TranslatorBase:
 
     def __init__(self, cfg: Config, tokenizer: Tokenizer, model: Any = None) -> None:
         self.cfg, self.tokenizer, self.model = cfg, tokenizer, model
-        self.normalize = normalize_zh if cfg.src_lang == "zh" else normalize_en
+        self.normalize = normalizer(cfg.src_lang)
         self.truncated = 0  # inputs cut to decode.max_input_tokens so far
 
     def options(self, beam: int | None = None) -> DecodeOptions:
         """Where decoding options are made: the run's [decode] table, the tokenizer's fixed special ids (the
-        options' defaults), and `beam` over the table's beam size when given."""
-        if beam is not None and beam < 1:
-            raise AttnlabError(f"beam must be at least 1, got {beam}")
+        options' defaults), and `beam` over the table's beam size when given (checked as decode.beam)."""
         return DecodeOptions.from_config(self.cfg.decode, **({} if beam is None else {"beam": beam}))
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:

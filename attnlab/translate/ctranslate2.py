@@ -16,7 +16,6 @@ Reference: CTranslate2 documentation, "Translation" (`Translator.translate_batch
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,15 +25,12 @@ from attnlab.decoding import DecodeOptions, output_limit
 from attnlab.errors import AttnlabError
 from attnlab.export.ctranslate2 import MODEL_FILE
 from attnlab.tokenizer import BOS, PAD, SPECIALS, UNK, Tokenizer
-from attnlab.translate.base import TranslatorBase, length_batches
+from attnlab.translate.base import TranslatorBase
 
 try:
     import ctranslate2
 except ImportError:
     raise AttnlabError("the ctranslate2 engine needs the ctranslate2 package: pip install ctranslate2") from None
-
-batches_by_limit = functools.partial(length_batches, one_limit=True)  # the batches one CTranslate2 call takes
-
 
 class CT2Translator(TranslatorBase):
     """Translates with a CTranslate2 model exported from an attnlab run."""

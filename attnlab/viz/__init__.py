@@ -11,5 +11,6 @@ suffix) and returns the data it drew, as a small dataclass, so tests can check t
     embeddings.py  a labelled 2-D map (PCA or t-SNE) of word vectors or a model's embedding matrix
     training.py    loss, perplexity, dev BLEU and learning rate against steps, from metrics.jsonl
     report.py      runs/NAME/report.html: one self-contained page about a trained run
-    cli.py         `attnlab viz ...`
+
+The `attnlab viz ...` commands are `attnlab.cli.viz`.
 """

@@ -9,14 +9,15 @@ mailed or opened anywhere without its run directory. `attnlab train` writes it w
 from __future__ import annotations
 
 import html
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from attnlab import checkpoint
+from attnlab.config import Config
 from attnlab.errors import AttnlabError
 from attnlab.fileio import atomic_write_text
+from attnlab.model import count_parameters
 from attnlab.viz.attention import attention_figure
 from attnlab.viz.figure import png_base64
 from attnlab.viz.training import curves, read_metrics, training_figure
@@ -46,14 +47,12 @@ class Report:
     images: int = 0  # embedded pictures
 
 
-def sample_sentences(run_dir: Path, count: int) -> list[tuple[str, list[str]]]:
+def sample_sentences(cfg: Config, count: int) -> list[tuple[str, list[str]]]:
     """The first `count` short test sentences with their references (built-in sentences without a test set)."""
     from attnlab.data.parallel import load_pairs
-    from attnlab.prepare import data_spec
 
-    cfg = checkpoint.load_run_config(run_dir)
     try:
-        groups = load_pairs(data_spec(cfg.data.test), cfg.direction).references() if cfg.data.test else []
+        groups = load_pairs(cfg.data.test, cfg.direction).references() if cfg.data.test else []
     except (AttnlabError, OSError) as e:
         log.info("report: no test sentences (%s); using built-in ones", e)
         groups = []
@@ -80,13 +79,13 @@ def write_report(run_dir: str | Path, sentences: list[str] | None = None, count:
     cfg = translator.cfg
     report = Report(Path(out) if out else run_dir / REPORT_FILE)
     parts = [f"<h1>attnlab run {html.escape(run_dir.name)} ({html.escape(cfg.direction)})</h1>"]
-    scores_path = run_dir / checkpoint.SCORES_FILE
-    if scores_path.is_file():
-        parts += ["<h2>Scores of the kept weights (dev)</h2>", _table(json.loads(scores_path.read_text(encoding="utf-8")))]
+    scores = checkpoint.read_scores(run_dir)
+    if scores is not None:
+        parts += ["<h2>Scores of the kept weights (dev)</h2>", _table(scores)]
     m = cfg.model
-    params = sum(p.numel() for p in translator.model.parameters())
-    parts += ["<h2>Model</h2>", _table({"parameters": f"{params:,}", "d_model": m.d_model, "heads": m.n_heads,
-                                         "d_ff": m.d_ff, "layers": f"{m.n_encoder_layers} + {m.n_decoder_layers}",
+    parts += ["<h2>Model</h2>", _table({"parameters": f"{count_parameters(m):,}", "d_model": m.d_model,
+                                         "heads": m.n_heads, "d_ff": m.d_ff,
+                                         "layers": f"{m.n_encoder_layers} + {m.n_decoder_layers}",
                                          "vocabulary": m.vocab_size, "beam": cfg.decode.beam})]
     try:
         c = curves(read_metrics(run_dir))
@@ -94,7 +93,7 @@ def write_report(run_dir: str | Path, sentences: list[str] | None = None, count:
         report.images += 1
     except AttnlabError as e:
         log.warning("report: no training curves (%s)", e)
-    pairs = [(s, []) for s in sentences] if sentences else sample_sentences(run_dir, count)
+    pairs = [(s, []) for s in sentences] if sentences else sample_sentences(cfg, count)
     parts.append("<h2>Sample translations and their cross-attention</h2>")
     for src, refs in pairs:
         maps = translator.attention(src)

@@ -7,8 +7,10 @@ defaults where the papers are silent.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
+
+from attnlab.errors import AttnlabError
 
 
 @dataclass
@@ -32,24 +34,21 @@ class Word2VecConfig:
 
     def __post_init__(self) -> None:
         if self.arch not in ("cbow", "skipgram"):
-            raise ValueError(f"arch must be 'cbow' or 'skipgram', got {self.arch!r}")
+            raise AttnlabError(f"must be 'cbow' or 'skipgram', got {self.arch!r}", field="arch")
         for name in ("dim", "window", "epochs", "threads", "min_count", "max_sentence_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise AttnlabError(f"must be at least 1, got {getattr(self, name)}", field=name)
         if self.negative < 0:
-            raise ValueError(f"negative must be >= 0, got {self.negative}")
+            raise AttnlabError(f"must be >= 0, got {self.negative}", field="negative")
         if self.negative == 0 and not self.hs:
-            raise ValueError("need negative sampling (negative > 0) or hierarchical softmax (hs)")
+            raise AttnlabError("need negative sampling (negative > 0) or hierarchical softmax (hs)")
         if self.sample < 0:
-            raise ValueError(f"sample must be >= 0, got {self.sample}")
+            raise AttnlabError(f"must be >= 0, got {self.sample}", field="sample")
         if self.alpha is not None and self.alpha <= 0:
-            raise ValueError(f"alpha must be positive, got {self.alpha}")
+            raise AttnlabError(f"must be positive, got {self.alpha}", field="alpha")
 
     @property
     def start_alpha(self) -> float:
         if self.alpha is not None:
             return self.alpha
         return 0.05 if self.arch == "cbow" else 0.025
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

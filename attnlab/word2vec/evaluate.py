@@ -10,13 +10,14 @@ are known, unknown pairs counted. Matching is case-insensitive.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from attnlab.errors import AttnlabError
+from attnlab.fileio import read_utf8
 from attnlab.word2vec.vectors import WordVectors
 
 DEFAULT_RESTRICT = 30_000
@@ -48,9 +49,6 @@ class AnalogyResult:
     unknown: int  # questions skipped because a word is outside the restricted vocabulary
     sections: dict[str, float] = field(default_factory=dict)  # accuracy per section
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class SimilarityResult:
@@ -58,9 +56,6 @@ class SimilarityResult:
     pairs: int  # pairs scored
     unknown: int  # pairs with an unknown word
     unknown_words: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _lower_index(vectors: WordVectors, restrict: int | None) -> dict[str, int]:
@@ -74,15 +69,13 @@ def _lower_index(vectors: WordVectors, restrict: int | None) -> dict[str, int]:
 
 def analogy(vectors: WordVectors, path: Path, restrict: int | None = DEFAULT_RESTRICT) -> AnalogyResult:
     """3CosAdd accuracy on a questions-words file (`: section` lines, then `a b c d`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(f"{path}: no such analogy file")
+    text = read_utf8(path, "analogy file")
     index = _lower_index(vectors, restrict)
     questions: list[tuple[int, int, int, int]] = []
     section_of: list[str] = []
     section = ""
     unknown = 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if line.startswith(":"):
             section = line[1:].strip()
             continue
@@ -120,14 +113,12 @@ def analogy(vectors: WordVectors, path: Path, restrict: int | None = DEFAULT_RES
 
 def similarity(vectors: WordVectors, path: Path, restrict: int | None = None) -> SimilarityResult:
     """Spearman ρ on a `word1 TAB word2 TAB score` file (`#` lines are comments)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(f"{path}: no such similarity file")
+    text = read_utf8(path, "similarity file")
     index = _lower_index(vectors, restrict)
     unit = vectors.unit()
     human, model, missing = [], [], []
     unknown = 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.lower().split("\t") if "\t" in line else line.lower().split()

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from attnlab.errors import AttnlabError
 from attnlab.word2vec.vectors import WordVectors
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def subword_vectors(vectors: Sequence[WordVectors], pieces: Sequence[str],
     """(V, W) float32 matrix and (V,) int8 rule per piece (0 none, 1 whole word, 2 averaged)."""
     dims = {v.dim for v in vectors}
     if len(dims) != 1:
-        raise ValueError(f"all word vectors must have the same size, got {sorted(dims)}")
+        raise AttnlabError(f"vectors must all have the same size, got {sorted(dims)}", field="train.init_embeddings")
     w = dims.pop()
     out = np.zeros((len(pieces), w), dtype=np.float32)  # (V, W)
     rule = np.zeros(len(pieces), dtype=np.int8)

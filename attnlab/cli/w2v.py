@@ -6,6 +6,7 @@ Only wiring: the algorithms live in attnlab.word2vec.{corpus,sampling,kernels,tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -20,12 +21,9 @@ def _alpha(value: str) -> float | None:
     if value == "auto":
         return None
     try:
-        alpha = float(value)
+        return float(value)  # a positive one: Word2VecConfig checks
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
-    if alpha <= 0:
-        raise argparse.ArgumentTypeError(f"alpha must be positive, got {value}")
-    return alpha
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,17 +84,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from attnlab.word2vec.config import Word2VecConfig
     from attnlab.word2vec.train import train
 
-    try:
-        cfg = Word2VecConfig(arch=args.arch, dim=args.dim, window=args.window, negative=args.negative, hs=args.hs,
-                             min_count=args.min_count, max_vocab=args.max_vocab, sample=args.sample,
-                             epochs=args.epochs, alpha=args.alpha, threads=args.threads or os.cpu_count() or 1,
-                             seed=args.seed)
-    except ValueError as e:
-        raise AttnlabError(str(e)) from None
+    # each flag sets the field of its name (--min-count: min_count), which is how an error names the flag back
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Word2VecConfig) if hasattr(args, f.name)}
+    cfg = Word2VecConfig(**{**flags, "threads": args.threads or os.cpu_count() or 1})
     if not args.corpus.is_file():
         raise AttnlabError(f"{args.corpus}: no such corpus file")
     vectors, stats = train(args.corpus, cfg, segment=args.segment)
-    config = {"word2vec": cfg.to_dict(), "corpus": str(args.corpus), "segment": args.segment,
+    config = {"word2vec": dataclasses.asdict(cfg), "corpus": str(args.corpus), "segment": args.segment,
               "vocabulary": len(vectors), "corpus_words": stats.raw_words, "trained_words": stats.trained_words,
               "effective_words": stats.effective_words, "train_seconds": round(stats.seconds, 2),
               "words_per_second": round(stats.words_per_second), "final_loss": round(stats.loss, 5)}
@@ -150,10 +144,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sim_files = args.similarity or [defaults["wordsim353"], defaults["simlex999"]]
     result = {"vectors": str(args.vectors), "vocabulary": len(vectors), "dim": vectors.dim}
     an = evaluate.analogy(vectors, analogy_file, restrict=args.restrict)
-    result["analogy"] = {"file": str(analogy_file), "restrict": args.restrict, **an.to_dict()}
+    result["analogy"] = {"file": str(analogy_file), "restrict": args.restrict, **dataclasses.asdict(an)}
     for path in sim_files:
         sim = evaluate.similarity(vectors, path)
-        result[Path(path).stem] = {"file": str(path), **sim.to_dict()}
+        result[Path(path).stem] = {"file": str(path), **dataclasses.asdict(sim)}
         if sim.unknown:
             log.info("%s: %d of %d pairs have an unknown word", path, sim.unknown, sim.unknown + sim.pairs)
     if an.unknown:

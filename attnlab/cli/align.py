@@ -5,9 +5,9 @@
     attnlab align translate --aligned DIR 猫 书 跑 [--reverse] [--method csls|cosine] [-n 5] [--json]
     attnlab align eval --aligned DIR --dict test.tsv
 
-`register(subparsers)` adds the command to the `attnlab` parser. Vectors are a vectors folder or a
-word2vec .txt/.bin file. Fitting follows Artetxe et al. 2016 / Conneau et al. 2018 (see
-attnlab/align/procrustes.py); fit and eval print one line of JSON, translate one line per word.
+The alignment itself is `attnlab.align`'s. Vectors are a vectors folder or a word2vec .txt/.bin file. Fitting
+follows Artetxe et al. 2016 / Conneau et al. 2018 (see attnlab/align/procrustes.py); fit and eval print one
+line of JSON, translate one line per word.
 """
 
 from __future__ import annotations
@@ -16,25 +16,24 @@ import argparse
 import json
 from pathlib import Path
 
+from attnlab.cli.common import print_json
 from attnlab.errors import AttnlabError
 
 FIT_OPTIONS = ("src", "tgt", "dict", "out")
 
 
-def _add_fit_args(p: argparse.ArgumentParser, top: bool) -> None:
-    """The fit options; on the top-level `align` parser they default to absent so that a
-    subcommand's own values are never overwritten."""
-    kw = {"default": argparse.SUPPRESS} if top else {}
+def _add_fit_args(p: argparse.ArgumentParser) -> None:
+    """The fit options, on `align` and on `align fit`. They default to absent (AlignConfig holds the
+    defaults), so that the top-level parser never overwrites what was given to the subcommand."""
+    kw = {"default": argparse.SUPPRESS}
     p.add_argument("--src", type=Path, help="source (Chinese) vectors: a vectors folder or word2vec .txt/.bin", **kw)
     p.add_argument("--tgt", type=Path, help="target (English) vectors, the same dimension", **kw)
     p.add_argument("--dict", type=Path, help="seed dictionary, `src TAB tgt` per line (e.g. data/cedict/train.tsv)", **kw)
     p.add_argument("--out", type=Path, help="aligned folder to write", **kw)
-    p.add_argument("--refine", type=int, help="rounds of self-learning refinement (default 0)",
-                   **(kw or {"default": 0}))
-    p.add_argument("--max-vocab", type=int, help="most frequent words kept per side, 0 = all (default 50000)",
-                   **(kw or {"default": 50_000}))
+    p.add_argument("--refine", type=int, help="rounds of self-learning refinement (default 0)", **kw)
+    p.add_argument("--max-vocab", type=int, help="most frequent words kept per side, 0 = all (default 50000)", **kw)
     p.add_argument("--refine-vocab", type=int, help="words per side searched for refinement pairs (default 15000)",
-                   **(kw or {"default": 15_000}))
+                   **kw)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,12 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("align", help="map Chinese and English word vectors into one space; translate words",
                        description="Align two word-vector sets with orthogonal Procrustes. "
                                    "`attnlab align --src ...` is short for `attnlab align fit --src ...`.")
-    _add_fit_args(p, top=True)
+    _add_fit_args(p)
     p.set_defaults(func=cmd_align_fit)
     asub = p.add_subparsers(dest="align_command", required=False, metavar="COMMAND")
 
     f = asub.add_parser("fit", help="fit the mapping on a seed dictionary and write an aligned folder")
-    _add_fit_args(f, top=False)
+    _add_fit_args(f)
     f.set_defaults(func=cmd_align_fit)
 
     t = asub.add_parser("translate", help="nearest-neighbour translations of words through the aligned space")
@@ -74,8 +73,7 @@ def cmd_align_fit(args: argparse.Namespace) -> int:
     missing = [f"--{name}" for name in FIT_OPTIONS if getattr(args, name, None) is None]
     if missing:
         raise AttnlabError(f"align fit needs {', '.join(missing)}")
-    cfg = AlignConfig(max_vocab=getattr(args, "max_vocab", 50_000), refine=getattr(args, "refine", 0),
-                      refine_vocab=getattr(args, "refine_vocab", 15_000))
+    cfg = AlignConfig(**{k: getattr(args, k) for k in ("max_vocab", "refine", "refine_vocab") if hasattr(args, k)})
     if cfg.refine < 0 or cfg.max_vocab < 0 or cfg.refine_vocab < 1:
         raise AttnlabError(f"--refine and --max-vocab must be >= 0 and --refine-vocab >= 1, got "
                            f"{cfg.refine}, {cfg.max_vocab}, {cfg.refine_vocab}")
@@ -83,9 +81,8 @@ def cmd_align_fit(args: argparse.Namespace) -> int:
     src, tgt = WordVectors.load(args.src), WordVectors.load(args.tgt)
     space = align_vectors(src, tgt, pairs, cfg, {"src": str(args.src), "tgt": str(args.tgt), "dict": str(args.dict)})
     space.save(args.out)
-    print(json.dumps({"out": str(args.out), **space.info["vocab"], "dictionary": space.info["dictionary"],
-                      "rounds": space.info["rounds"]}, ensure_ascii=False))
-    return 0
+    return print_json(out=str(args.out), **space.info["vocab"], dictionary=space.info["dictionary"],
+                      rounds=space.info["rounds"])
 
 
 def cmd_align_translate(args: argparse.Namespace) -> int:
@@ -112,5 +109,4 @@ def cmd_align_eval(args: argparse.Namespace) -> int:
 
     space = AlignedSpace.load(args.aligned)
     scores = space.evaluate(read_pairs(args.dict))
-    print(json.dumps({"aligned": str(args.aligned), "dict": str(args.dict), **scores}, ensure_ascii=False))
-    return 0
+    return print_json(aligned=str(args.aligned), dict=str(args.dict), **scores)

@@ -8,16 +8,16 @@
     attnlab viz training   --run runs/NAME --out FILE
     attnlab viz report     --run runs/NAME [--out FILE]
 
-`register(subparsers)` adds the subcommand to the `attnlab` parser; matplotlib and scikit-learn are
-imported only when a command runs. On success one line of JSON goes to stdout (the file written).
+The pictures are drawn by `attnlab.viz`; matplotlib and scikit-learn are imported only when a command
+runs. On success one line of JSON goes to stdout (the file written).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from attnlab.cli.common import print_json
 from attnlab.errors import AttnlabError
 
 
@@ -88,11 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_report)
 
 
-def _done(out: Path, **extra) -> int:
-    print(json.dumps({"out": str(out), **extra}, ensure_ascii=False))
-    return 0
-
-
 def cmd_attention(args: argparse.Namespace) -> int:
     from attnlab.translator import Translator
     from attnlab.viz.attention import plot_attention
@@ -107,14 +102,14 @@ def cmd_attention(args: argparse.Namespace) -> int:
         picture = write_attention_html(maps, args.out, args.kind, args.layer, args.head)
     else:
         picture = plot_attention(maps, args.out, args.kind, args.layer, args.head)
-    return _done(args.out, translation=maps.translation, layer=picture.layer, heads=picture.heads)
+    return print_json(out=str(args.out), translation=maps.translation, layer=picture.layer, heads=picture.heads)
 
 
 def cmd_positions(args: argparse.Namespace) -> int:
     from attnlab.viz.positions import plot_positions
 
     plot_positions(args.out, args.dim, args.length)
-    return _done(args.out)
+    return print_json(out=str(args.out))
 
 
 def cmd_scaling(args: argparse.Namespace) -> int:
@@ -122,8 +117,8 @@ def cmd_scaling(args: argparse.Namespace) -> int:
 
     picture = plot_scaling(args.out, args.dim, args.samples, args.keys, args.seed)
     i = picture.dims.index(args.dim)
-    return _done(args.out, variance=round(float(picture.var_unscaled[i]), 3),
-                 variance_scaled=round(float(picture.var_scaled[i]), 3))
+    return print_json(out=str(args.out), variance=round(float(picture.var_unscaled[i]), 3),
+                      variance_scaled=round(float(picture.var_scaled[i]), 3))
 
 
 def cmd_embeddings(args: argparse.Namespace) -> int:
@@ -139,7 +134,7 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     words, matrix = choose(vectors, read_words(args.words) if args.words else None, args.top)
     groups = script_groups(words) if is_run_dir(args.vectors) and len(set(script_groups(words))) > 1 else None
     picture = plot_embeddings(words, matrix, args.out, args.method, groups, title=f"{args.vectors}: {len(words)} words, {args.method.upper()}", seed=args.seed)
-    return _done(args.out, words=len(picture.words))
+    return print_json(out=str(args.out), words=len(picture.words))
 
 
 def _bilingual(args: argparse.Namespace) -> int:
@@ -148,26 +143,24 @@ def _bilingual(args: argparse.Namespace) -> int:
     from attnlab.viz.bilingual import plot_bilingual
 
     space = AlignedSpace.load(args.aligned)
-    if not args.dict.is_file():
-        raise AttnlabError(f"{args.dict}: no such dictionary (pass --dict zh TAB en pairs)")
     first = {}  # one pair per Chinese headword, the first listed
     for zh, en in read_pairs(args.dict):
         if zh in space.src.index and en in space.tgt.index:
             first.setdefault(zh, en)
     pairs = sorted(first.items(), key=lambda p: space.src.index[p[0]])  # most frequent Chinese words first
     picture = plot_bilingual(space, pairs, args.out, max_pairs=args.pairs)
-    return _done(args.out, words=len(picture.src_words) + len(picture.tgt_words))
+    return print_json(out=str(args.out), words=len(picture.src_words) + len(picture.tgt_words))
 
 
 def cmd_training(args: argparse.Namespace) -> int:
     from attnlab.viz.training import plot_training
 
     plot_training(args.run, args.out)
-    return _done(args.out)
+    return print_json(out=str(args.out))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from attnlab.viz.report import write_report
 
     report = write_report(args.run, args.sentence, args.count, args.out)
-    return _done(report.path, samples=len(report.samples))
+    return print_json(out=str(report.path), samples=len(report.samples))

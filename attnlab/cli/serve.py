@@ -1,7 +1,6 @@
-"""`attnlab serve`: the subcommand that loads a model and serves it over HTTP with uvicorn.
+"""`attnlab serve`: load a model (any engine) and serve it over HTTP with uvicorn (`attnlab.serve`).
 
-`register(subparsers)` adds the subcommand to the `attnlab` parser. FastAPI, uvicorn and torch are
-imported only when the command runs, so `attnlab --help` stays fast.
+FastAPI, uvicorn and torch are imported only when the command runs, so `attnlab --help` stays fast.
 """
 
 from __future__ import annotations
@@ -18,39 +17,33 @@ from attnlab.translate import ENGINE_HELP, ENGINES
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+SETTINGS_HELP = {  # the ServeSettings fields that have a flag (--max-batch sets max_batch), {} their default
+    "host": "address to listen on (default: {}, this machine only)",
+    "port": "TCP port (default: {})",
+    "max_batch": "sentences per decoder call; 1 turns batching off (default: {})",
+    "batch_window_ms": "the longest a sentence waits for others to join its batch (default: {:g})",
+    "max_texts": "texts per request (default: {})",
+    "max_chars": "characters per text (default: {})",
+    "max_body_bytes": "request body size (default: {})",
+    "max_beam": "largest beam a request may ask for (default: {})",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `serve` to the subcommands of the `attnlab` parser."""
-    d = ServeSettings()
     p = sub.add_parser("serve", help="serve a model over HTTP: a JSON API and a page that shows the attention")
     p.add_argument("--model", type=Path, required=True, help="run directory (an export folder with --engine)")
     p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
-    p.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host}, this machine only)")
-    p.add_argument("--port", type=int, default=d.port, help=f"TCP port (default: {d.port})")
-    p.add_argument("--max-batch", type=int, default=d.max_batch,
-                   help=f"sentences per decoder call; 1 turns batching off (default: {d.max_batch})")
-    p.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms,
-                   help=f"the longest a sentence waits for others to join its batch (default: {d.batch_window_ms:g})")
-    p.add_argument("--max-texts", type=int, default=d.max_texts, help=f"texts per request (default: {d.max_texts})")
-    p.add_argument("--max-chars", type=int, default=d.max_chars,
-                   help=f"characters per text (default: {d.max_chars})")
-    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
-                   help=f"request body size (default: {d.max_body_bytes})")
-    p.add_argument("--max-beam", type=int, default=d.max_beam, help=f"largest beam a request may ask for (default: {d.max_beam})")
+    for name, text in SETTINGS_HELP.items():
+        default = getattr(ServeSettings, name)
+        p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=text.format(default))
     p.add_argument("--threads", type=int, default=None, help="torch threads for decoding (default: torch's own)")
     p.set_defaults(func=cmd_serve)
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    settings = ServeSettings(host=args.host, port=args.port, max_batch=args.max_batch,
-                             batch_window_ms=args.batch_window_ms, max_texts=args.max_texts,
-                             max_chars=args.max_chars, max_body_bytes=args.max_body_bytes, max_beam=args.max_beam)
-    try:
-        settings.validate()
-    except AttnlabError as e:  # "max_batch must be ..." -> "--max-batch must be ..."
-        name, _, rest = str(e).partition(" ")
-        raise AttnlabError(f"--{name.replace('_', '-')} {rest}") from None
+    settings = ServeSettings(**{name: getattr(args, name) for name in SETTINGS_HELP})
+    settings.validate()  # its errors carry the field, which the CLI shows as the flag (max_batch: --max-batch)
     if args.threads is not None and args.threads < 1:
         raise AttnlabError(f"--threads must be at least 1, got {args.threads}")
     return settings

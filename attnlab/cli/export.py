@@ -3,18 +3,18 @@
     attnlab export ctranslate2 --model runs/NAME --out DIR [--quantization int8] [--force]
     attnlab export onnx        --model runs/NAME --out DIR [--opset 17] [--force]
 
-`register(subparsers)` adds the subcommand to the `attnlab` parser. The engines (ctranslate2, onnx) are
-imported only when the command runs, so `attnlab --help` works without them. On success one line of
-JSON goes to stdout: the output folder and the files in it.
+The exporters (`attnlab.export`) and their engines (ctranslate2, onnx) are imported only when the command
+runs, so `attnlab --help` works without them. On success one line of JSON goes to stdout: the output folder
+and the files in it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+from attnlab.cli.common import print_json
+from attnlab.export import QUANTIZATIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(out: Path) -> int:
-    print(json.dumps({"out": str(out), "files": sorted(p.name for p in out.iterdir())}))
-    return 0
+    return print_json(out=str(out), files=sorted(p.name for p in out.iterdir()))
 
 
 def cmd_export_ctranslate2(args: argparse.Namespace) -> int:
