@@ -8,15 +8,16 @@ of `attnlab align` (attnlab/cli/align.py: `add_joint_args(parser)` and
     attnlab align lexicon --model RUN --parallel data/tatoeba-zh-en/train.tsv --dict data/cedict/test.tsv [--layer -1]
 
 Each handler reads its inputs, calls attnlab.align.joint / attnlab.align.lexicon and prints one
-line of JSON; errors are AttnlabError, which the CLI turns into one line and a non-zero exit.
+line of JSON (`cli.common.print_json`); errors are AttnlabError, whose field (pair_copies, switch, ...)
+the CLI shows as the flag that gave it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from attnlab.cli.common import print_json
 from attnlab.errors import AttnlabError
 
 
@@ -57,9 +58,7 @@ def cmd_align_joint(args: argparse.Namespace) -> int:
     space = build_joint_space(zh_mono=args.zh_corpus, en_mono=args.en_corpus, parallel=args.parallel,
                               dictionary=args.dict, cfg=cfg, w2v=w2v)
     space.save(args.out)
-    print(json.dumps({"out": str(args.out), **{k: space.info[k] for k in ("vocab", "inputs", "training")}},
-                     ensure_ascii=False))
-    return 0
+    return print_json(out=str(args.out), **{k: space.info[k] for k in ("vocab", "inputs", "training")})
 
 
 def add_lexicon_args(p: argparse.ArgumentParser) -> None:
@@ -88,6 +87,4 @@ def cmd_align_lexicon(args: argparse.Namespace) -> int:
                                          args.batch_size)[args.layer]
     except ValueError as e:
         raise AttnlabError(f"--layer: {e}") from None
-    scores = lexicon.evaluate(counts, read_pairs(args.dict))
-    print(json.dumps({"model": str(args.model), "layer": args.layer, **scores}, ensure_ascii=False))
-    return 0
+    return print_json(model=str(args.model), layer=args.layer, **lexicon.evaluate(counts, read_pairs(args.dict)))

@@ -50,7 +50,7 @@ _LATIN_WORD = re.compile(r"[a-z]+")
 Words = list[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class JointConfig:
     """How the pseudo-bilingual corpus is built and the joint space searched."""
 
@@ -65,11 +65,11 @@ class JointConfig:
     def __post_init__(self) -> None:
         for name in ("pair_copies", "anchor_copies", "max_vocab"):
             if getattr(self, name) < 0:
-                raise AttnlabError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise AttnlabError(f"must be >= 0, got {getattr(self, name)}", field=name)
         if not 0.0 <= self.switch <= 1.0:
-            raise AttnlabError(f"switch must be a probability in [0, 1], got {self.switch}")
+            raise AttnlabError(f"must be a probability in [0, 1], got {self.switch}", field="switch")
         if self.csls_k < 1:
-            raise AttnlabError(f"csls_k must be at least 1, got {self.csls_k}")
+            raise AttnlabError(f"must be at least 1, got {self.csls_k}", field="csls_k")
 
 
 # ---- tokens -------------------------------------------------------------------------------------
