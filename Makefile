@@ -51,7 +51,7 @@ bench: setup data  ## benchmarks against peers (nn.Transformer, CTranslate2, gen
 	$(BIN)/python benchmarks/train_throughput.py --batches synthetic
 	$(BIN)/python benchmarks/train_throughput.py --batches tatoeba
 	$(BIN)/python benchmarks/serve_load.py --model runs/demo
-	$(BIN)/python benchmarks/decode_vs_ctranslate2.py --model runs/demo --threads 1
+	$(BIN)/python benchmarks/decode_vs_ctranslate2.py --model runs/demo
 	$(BIN)/python benchmarks/word2vec_vs_gensim.py --corpus $(EN_CORPUS)
 	$(BIN)/python benchmarks/tables.py --write
 
