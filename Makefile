@@ -56,7 +56,7 @@ bench: setup data  ## benchmarks against peers (nn.Transformer, CTranslate2, gen
 	$(BIN)/python benchmarks/tables.py --write
 
 bench-quality: setup data  ## BLEU of make demo's config on the reference budget (one core, 13 minutes; Linux taskset)
-	taskset -c 0 $(BIN)/python benchmarks/quality.py --name demo-final --config configs/zh-en-demo.toml --minutes 13 --test
+	taskset -c 0 $(BIN)/python benchmarks/quality.py --name demo --config configs/zh-en-demo.toml --minutes 13 --test
 	$(BIN)/python benchmarks/tables.py --write
 
 serve: setup  ## serve runs/demo: the API and a web page on http://127.0.0.1:8000/
