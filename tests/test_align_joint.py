@@ -176,7 +176,7 @@ def test_cmd_align_joint_writes_a_folder_align_eval_reads(tmp_path: Path, capsys
     import argparse
     import json
 
-    from attnlab.align.commands import add_joint_args, cmd_align_joint
+    from attnlab.cli.align_joint import add_joint_args, cmd_align_joint
 
     pairs = ring_world(300, seed=0)
     letters = {f"w{k}": "w" + chr(97 + k % 26) + chr(97 + k // 26) for k in range(N_CONCEPTS)}  # w0 -> "waa"

@@ -140,7 +140,7 @@ def test_cmd_align_lexicon_on_a_trained_run(tiny_run, tmp_path, capsys) -> None:
     import argparse
     import json
 
-    from attnlab.align.commands import add_lexicon_args, cmd_align_lexicon
+    from attnlab.cli.align_joint import add_lexicon_args, cmd_align_lexicon
     from attnlab.errors import AttnlabError
 
     (tmp_path / "test.tsv").write_text("三\tthree\n五\tfive\n", encoding="utf-8")

@@ -1,6 +1,5 @@
-"""Command handlers for the joint space and the attention lexicon, to be registered as subcommands
-of `attnlab align` (attnlab/cli/align.py: `add_joint_args(parser)` and
-`parser.set_defaults(func=cmd_align_joint)`, likewise for the lexicon):
+"""Command handlers for the joint space and the attention lexicon, meant as subcommands of `attnlab align`
+(`add_joint_args(parser)` and `parser.set_defaults(func=cmd_align_joint)`, likewise for the lexicon):
 
     attnlab align joint --zh-corpus data/zh-mono/zh.txt --en-corpus en_mix.txt \\
         --parallel data/tatoeba-zh-en/train.tsv [--dict data/cedict/train.tsv] --out DIR [--pair-copies 4] ...
@@ -9,7 +8,9 @@ of `attnlab align` (attnlab/cli/align.py: `add_joint_args(parser)` and
 
 Each handler reads its inputs, calls attnlab.align.joint / attnlab.align.lexicon and prints one
 line of JSON (`cli.common.print_json`); errors are AttnlabError, whose field (pair_copies, switch, ...)
-the CLI shows as the flag that gave it.
+the CLI shows as the flag that gave it. Not registered yet: `add_joint_args` takes its defaults from
+JointConfig, whose module imports numpy and the Word2Vec trainer, and `attnlab --help` must stay light;
+`benchmarks/align_joint.py` runs both today.
 """
 
 from __future__ import annotations
