@@ -179,9 +179,10 @@ def main() -> None:
                 a, c = row["attnlab"], row["ctranslate2"]
                 row["ratio"] = a["tok_s"] / c["tok_s"]
                 rows.append(row)
-                spread = {e: f"{r['tok_s']:.0f} ({r['tok_s_min']:.0f}-{r['tok_s_max']:.0f})" for e, r in ((
-                    "a", a), ("c", c))}
-                print(f"{threads:>7} {beam:>4} {spread['a']:>22} {spread['c']:>22} {row['ratio']:>5.2f}x "
+                def spread(r: dict) -> str:
+                    return f"{r['tok_s']:.0f} ({r['tok_s_min']:.0f}-{r['tok_s_max']:.0f})"
+
+                print(f"{threads:>7} {beam:>4} {spread(a):>22} {spread(c):>22} {row['ratio']:>5.2f}x "
                       f"{a['bleu']:>13.2f} {c['bleu']:>9.2f} {row['identical']:>5}/{len(src_ids)}")
     name = args.model.name if args.model else "random"
     out_path = args.json or Path("benchmarks/results") / f"decode-{name}.json"
