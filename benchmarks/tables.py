@@ -43,6 +43,12 @@ def quality_table() -> str:
     return "\n".join(lines)
 
 
+def _result(name: str) -> dict | None:
+    """A result file of benchmarks/results, or None when that benchmark has not been run."""
+    f = RESULTS / name
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
 def _spread(r: dict, key: str, fmt: str = "{:,.0f}") -> str:
     """A median with its min-max spread: '3,076 (2,990-3,120)'."""
     return f"{fmt.format(r[key])} ({fmt.format(r[key + '_min'])}–{fmt.format(r[key + '_max'])})"
@@ -83,10 +89,8 @@ def decoding_table() -> str | None:
 
 
 def serving_table() -> str | None:
-    f = RESULTS / "serve.json"
-    if not f.is_file():
+    if (run := _result("serve.json")) is None:
         return None
-    run = json.loads(f.read_text())
     lines = ["| pair | mode | sentences/s | p50 ms | p95 ms | p99 ms | sentences per call | server CPU ms/sentence | errors |",
              "|---|---|---|---|---|---|---|---|---|"]
     for i, pair in enumerate(run["pairs"], 1):
@@ -100,10 +104,8 @@ def serving_table() -> str | None:
 
 
 def word2vec_table() -> str | None:
-    f = RESULTS / "word2vec.json"
-    if not f.is_file():
+    if (run := _result("word2vec.json")) is None:
         return None
-    run = json.loads(f.read_text())
     lines = ["| arch | impl | whole job s, median (min–max) | of it reading s | words/s | ratio | analogy | WordSim-353 | SimLex-999 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in run["rows"]:
