@@ -172,26 +172,50 @@ def test_build_joint_space_needs_a_corpus() -> None:
                                 cfg=joint.JointConfig(), w2v=W2V)
 
 
-def test_cmd_align_joint_writes_a_folder_align_eval_reads(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    import argparse
+def test_attnlab_align_joint_writes_a_folder_align_eval_reads(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import json
 
-    from attnlab.cli.align_joint import add_joint_args, cmd_align_joint
+    from attnlab.cli import main
 
     pairs = ring_world(300, seed=0)
     letters = {f"w{k}": "w" + chr(97 + k % 26) + chr(97 + k // 26) for k in range(N_CONCEPTS)}  # w0 -> "waa"
     (tmp_path / "pairs.tsv").write_text("".join(f"{''.join(zh)}\t{' '.join(letters[w] for w in en)}\n"
                                                 for zh, en in pairs), encoding="utf-8")
     (tmp_path / "zh.txt").write_text("".join(" ".join(zh) + "\n" for zh, _ in pairs), encoding="utf-8")
-    parser = argparse.ArgumentParser()
-    add_joint_args(parser)
-    args = parser.parse_args(["--zh-corpus", str(tmp_path / "zh.txt"), "--parallel", str(tmp_path / "pairs.tsv"),
-                              "--out", str(tmp_path / "joint"), "--dim", "8", "--epochs", "1", "--min-count", "1"])
-    assert cmd_align_joint(args) == 0
+    (tmp_path / "test.tsv").write_text("".join(f"词{k}\t{letters[f'w{k}']}\n" for k in range(10)), encoding="utf-8")
+    joint_dir = tmp_path / "joint"
+    assert main(["--quiet", "align", "joint", "--zh-corpus", str(tmp_path / "zh.txt"), "--parallel", str(tmp_path / "pairs.tsv"),
+                 "--out", str(joint_dir), "--dim", "8", "--epochs", "1", "--min-count", "1"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["out"] == str(tmp_path / "joint") and printed["inputs"]["sentence_pairs"] == 300
-    space = AlignedSpace.load(tmp_path / "joint")
+    assert printed["out"] == str(joint_dir) and printed["inputs"]["sentence_pairs"] == 300
+    space = AlignedSpace.load(joint_dir)
     assert space.src.dim == 8 and set(space.tgt.words) <= set(letters.values())
-    with pytest.raises(AttnlabError, match="switch must be a probability"):
-        cmd_align_joint(parser.parse_args(["--parallel", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "x"),
-                                           "--switch", "2"]))
+    assert main(["--quiet", "align", "eval", "--aligned", str(joint_dir), "--dict", str(tmp_path / "test.tsv")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["zh-en"]["queries"] == 10 and scores["zh-en"]["coverage"] == 100.0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--switch", "2"], "attnlab: error: --switch must be a probability in [0, 1], got 2.0"),
+    (["--pair-copies", "-1"], "attnlab: error: --pair-copies must be >= 0, got -1"),
+    (["--dim", "0"], "attnlab: error: --dim must be at least 1, got 0"),
+    ([], "attnlab: error: a joint space needs at least one corpus (zh_mono, en_mono or parallel)"),
+])
+def test_attnlab_align_joint_rejects_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           flags: list[str], message: str) -> None:
+    from attnlab.cli import main
+
+    assert main(["--quiet", "align", "joint", "--out", str(tmp_path / "x"), *flags]) == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert not (tmp_path / "x").exists()
+
+
+def test_attnlab_help_does_not_import_numpy() -> None:
+    # `attnlab --help` and every parse stay light: the align joint flags read plain dataclasses
+    import subprocess
+    import sys
+
+    code = ("import sys; from attnlab.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('numpy', 'numba', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -136,21 +136,29 @@ def test_read_alignments_recovers_the_links_the_model_attends() -> None:
         lexicon.read_alignments(model, tokenizer, pairs, layers=(5,))
 
 
-def test_cmd_align_lexicon_on_a_trained_run(tiny_run, tmp_path, capsys) -> None:
-    import argparse
+def test_attnlab_align_lexicon_on_a_trained_run(tiny_run, tmp_path, capsys) -> None:
     import json
 
-    from attnlab.cli.align_joint import add_lexicon_args, cmd_align_lexicon
-    from attnlab.errors import AttnlabError
+    from attnlab.cli import main
 
+    train = str(tiny_run.parent / "train.tsv")
     (tmp_path / "test.tsv").write_text("三\tthree\n五\tfive\n", encoding="utf-8")
-    parser = argparse.ArgumentParser()
-    add_lexicon_args(parser)
-    args = parser.parse_args(["--model", str(tiny_run), "--parallel", str(tiny_run.parent / "train.tsv"),
-                              "--dict", str(tmp_path / "test.tsv")])
-    assert cmd_align_lexicon(args) == 0
+    lexicon_args = ["--quiet", "align", "lexicon", "--model", str(tiny_run), "--parallel", train,
+                    "--dict", str(tmp_path / "test.tsv")]
+    assert main(lexicon_args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["layer"] == -1 and out["zh-en"]["queries"] == 2 and set(out["zh-en"]["of_all"]["dice"]) == {"p@1", "p@5", "p@10"}
-    with pytest.raises(AttnlabError, match="--layer: decoder layer 3 out of range"):
-        cmd_align_lexicon(parser.parse_args(["--model", str(tiny_run), "--parallel", str(tiny_run.parent / "train.tsv"),
-                                             "--dict", str(tmp_path / "test.tsv"), "--layer", "3"]))
+    assert out["layer"] == -1 and out["backoff"] is None
+    assert out["zh-en"]["queries"] == 2 and set(out["zh-en"]["of_all"]["dice"]) == {"p@1", "p@5", "p@10"}
+    # backed off to a joint space of the same pairs: scored under "dice+csls", every query covered
+    assert main(["--quiet", "align", "joint", "--parallel", train, "--out", str(tmp_path / "joint"), "--dim", "8",
+                 "--epochs", "1", "--min-count", "1", "--pair-copies", "2"]) == 0
+    capsys.readouterr()
+    assert main(lexicon_args + ["--backoff", str(tmp_path / "joint")]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["backoff"] == str(tmp_path / "joint") and both["zh-en"]["coverage"] == 100.0
+    assert set(both["en-zh"]["of_all"]) == {"dice+csls"}
+    assert main(lexicon_args + ["--layer", "3"]) == 2
+    assert capsys.readouterr().err == ("attnlab: error: --layer: decoder layer 3 out of range: the model has 1 "
+                                       "(or -1 for all)\n")
+    assert main(lexicon_args + ["--backoff", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("attnlab: error: ")

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from attnlab.align.config import CSLS_K  # k = 10, as in Conneau et al. (kept beside JointConfig, which uses it too)
+
 BATCH = 512  # query rows scored at once: (BATCH, n) float32 scores in memory
-CSLS_K = 10  # neighbourhood size of the CSLS penalty, as in Conneau et al.
 
 
 def mean_topk_cosine(queries: np.ndarray, targets: np.ndarray, k: int = CSLS_K,

@@ -4,6 +4,7 @@
     attnlab align --src ZH_VECTORS --tgt EN_VECTORS --dict train.tsv --out DIR ...   (the same as `fit`)
     attnlab align translate --aligned DIR 猫 书 跑 [--reverse] [--method csls|cosine] [-n 5] [--json]
     attnlab align eval --aligned DIR --dict test.tsv
+    attnlab align joint ... / attnlab align lexicon ...   (from parallel sentences: attnlab/cli/align_joint.py)
 
 The alignment itself is `attnlab.align`'s. Vectors are a vectors folder or a word2vec .txt/.bin file. Fitting
 follows Artetxe et al. 2016 / Conneau et al. 2018 (see attnlab/align/procrustes.py); fit and eval print one
@@ -16,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+from attnlab.cli.align_joint import register_joint
 from attnlab.cli.common import print_json
 from attnlab.errors import AttnlabError
 
@@ -37,7 +39,7 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `align` (with `fit`, `translate` and `eval`) to the `attnlab` parser."""
+    """Add `align` (with `fit`, `translate`, `eval`, `joint` and `lexicon`) to the `attnlab` parser."""
     p = sub.add_parser("align", help="map Chinese and English word vectors into one space; translate words",
                        description="Align two word-vector sets with orthogonal Procrustes. "
                                    "`attnlab align --src ...` is short for `attnlab align fit --src ...`.")
@@ -62,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--aligned", type=Path, required=True, help="aligned folder written by `align fit`")
     e.add_argument("--dict", type=Path, required=True, help="test dictionary, `src TAB tgt` per line")
     e.set_defaults(func=cmd_align_eval)
+
+    register_joint(asub)
 
 
 def cmd_align_fit(args: argparse.Namespace) -> int:

@@ -1,16 +1,16 @@
-"""Command handlers for the joint space and the attention lexicon, meant as subcommands of `attnlab align`
-(`add_joint_args(parser)` and `parser.set_defaults(func=cmd_align_joint)`, likewise for the lexicon):
+"""`attnlab align joint` and `attnlab align lexicon`: word translation from parallel sentences.
 
     attnlab align joint --zh-corpus data/zh-mono/zh.txt --en-corpus en_mix.txt \\
-        --parallel data/tatoeba-zh-en/train.tsv [--dict data/cedict/train.tsv] --out DIR [--pair-copies 4] ...
+        --parallel data/tatoeba-zh-en/train.tsv [--dict data/cedict/train.tsv] --out DIR [--pair-copies 16] ...
     attnlab align eval --aligned DIR --dict data/cedict/test.tsv          (as for a Procrustes folder)
-    attnlab align lexicon --model RUN --parallel data/tatoeba-zh-en/train.tsv --dict data/cedict/test.tsv [--layer -1]
+    attnlab align lexicon --model RUN --parallel data/tatoeba-zh-en/train.tsv --dict data/cedict/test.tsv \\
+        [--layer -1] [--backoff DIR]
 
-Each handler reads its inputs, calls attnlab.align.joint / attnlab.align.lexicon and prints one
-line of JSON (`cli.common.print_json`); errors are AttnlabError, whose field (pair_copies, switch, ...)
-the CLI shows as the flag that gave it. Not registered yet: `add_joint_args` takes its defaults from
-JointConfig, whose module imports numpy and the Word2Vec trainer, and `attnlab --help` must stay light;
-`benchmarks/align_joint.py` runs both today.
+`register_joint(asub)` adds both under `attnlab align`. Each handler reads its inputs, calls
+attnlab.align.joint / attnlab.align.lexicon and prints one line of JSON (`cli.common.print_json`);
+errors are AttnlabError, whose field (pair_copies, switch, ...) the CLI shows as the flag that gave
+it. The flags take their defaults from JointConfig and Word2VecConfig, plain dataclasses that import
+no numpy, so that `attnlab --help` stays light; the handlers import the heavy modules when they run.
 """
 
 from __future__ import annotations
@@ -18,15 +18,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from attnlab.align.config import JointConfig
 from attnlab.cli.common import print_json
 from attnlab.errors import AttnlabError
+from attnlab.word2vec.config import Word2VecConfig
+
+
+def register_joint(asub: argparse._SubParsersAction) -> None:
+    """Add `joint` and `lexicon` to the subcommands of `attnlab align`."""
+    j = asub.add_parser("joint", help="train one Word2Vec space over both languages from parallel sentences",
+                        description="Train skip-gram over the monolingual corpora plus each sentence pair merged "
+                                    "and shuffled into one pseudo-bilingual sentence (Vulić & Moens 2016); "
+                                    "write an aligned folder that `align eval` and `align translate` read.")
+    add_joint_args(j)
+    j.set_defaults(func=cmd_align_joint)
+    x = asub.add_parser("lexicon", help="a word lexicon read from a translation model's cross-attention, scored "
+                                        "on a test dictionary",
+                        description="Link each English word of the sentence pairs to the Chinese word the model "
+                                    "attends most, rank candidates by Dice and print P@1/5/10 both ways.")
+    add_lexicon_args(x)
+    x.set_defaults(func=cmd_align_lexicon)
 
 
 def add_joint_args(p: argparse.ArgumentParser) -> None:
     """The flags of `attnlab align joint`."""
-    from attnlab.align.joint import JointConfig
-
-    d = JointConfig()
+    d, W = JointConfig(), Word2VecConfig
     p.add_argument("--zh-corpus", type=Path, help="segmented Chinese text, one sentence per line (data/zh-mono/zh.txt)")
     p.add_argument("--en-corpus", type=Path, help="English text, text8 style or one sentence per line")
     p.add_argument("--parallel", type=Path, help="sentence pairs: a Tatoeba TSV or zh TAB en (training split only)")
@@ -39,18 +55,18 @@ def add_joint_args(p: argparse.ArgumentParser) -> None:
                    help=f"chance of code-switching a monolingual word with a dictionary translation (default {d.switch})")
     p.add_argument("--max-vocab", type=int, default=d.max_vocab, help=f"words per language searched, 0 = all (default {d.max_vocab})")
     p.add_argument("--no-center", action="store_true", help="keep each language's mean vector")
-    p.add_argument("--dim", type=int, default=100, help="vector size (default 100)")
-    p.add_argument("--window", type=int, default=5, help="Word2Vec window (default 5)")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the joint corpus (default 5)")
-    p.add_argument("--min-count", type=int, default=5, help="words seen fewer times are dropped (default 5)")
-    p.add_argument("--threads", type=int, default=1, help="Word2Vec threads (default 1: deterministic)")
-    p.add_argument("--seed", type=int, default=1, help="seeds the shuffles and Word2Vec (default 1)")
+    p.add_argument("--dim", type=int, default=W.dim, help=f"vector size (default {W.dim})")
+    p.add_argument("--window", type=int, default=W.window, help=f"skip-gram window (default {W.window})")
+    p.add_argument("--epochs", type=int, default=W.epochs, help=f"passes over the joint corpus (default {W.epochs})")
+    p.add_argument("--min-count", type=int, default=W.min_count,
+                   help=f"words seen fewer times are dropped (default {W.min_count})")
+    p.add_argument("--threads", type=int, default=W.threads, help=f"Word2Vec threads (default {W.threads}: deterministic)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seeds the shuffles and Word2Vec (default {d.seed})")
 
 
 def cmd_align_joint(args: argparse.Namespace) -> int:
     """Train the joint space and write it as an aligned folder; print its vocabulary and training record."""
-    from attnlab.align.joint import JointConfig, build_joint_space
-    from attnlab.word2vec.config import Word2VecConfig
+    from attnlab.align.joint import build_joint_space
 
     cfg = JointConfig(pair_copies=args.pair_copies, anchor_copies=args.anchor_copies, switch=args.switch,
                       max_vocab=args.max_vocab, center=not args.no_center, seed=args.seed)
@@ -69,17 +85,22 @@ def add_lexicon_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dict", type=Path, required=True, help="test dictionary, zh TAB en")
     p.add_argument("--layer", type=int, default=-1, help="decoder layer whose heads are averaged; -1 = all layers (default)")
     p.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default 64)")
+    p.add_argument("--backoff", type=Path, metavar="ALIGNED",
+                   help="an aligned folder (e.g. from `align joint`) whose CSLS neighbours fill in below the lexicon's "
+                        "candidates and for the words it never saw")
 
 
 def cmd_align_lexicon(args: argparse.Namespace) -> int:
     """Read the lexicon from the model's cross-attention and print its P@1/5/10, both directions."""
     from attnlab.align import lexicon
     from attnlab.align.dictionary import read_pairs
+    from attnlab.align.space import AlignedSpace
     from attnlab.checkpoint import load_run
     from attnlab.data.parallel import read_tsv
 
     if args.batch_size < 1:
         raise AttnlabError(f"--batch-size must be at least 1, got {args.batch_size}")
+    space = None if args.backoff is None else AlignedSpace.load(args.backoff)  # before the long read: fail early
     run = load_run(args.model)
     if run.cfg.src_lang != "zh":
         raise AttnlabError(f"{args.model} translates {run.cfg.src_lang}->{run.cfg.tgt_lang}; the lexicon reads a zh->en model")
@@ -88,4 +109,5 @@ def cmd_align_lexicon(args: argparse.Namespace) -> int:
                                          args.batch_size)[args.layer]
     except ValueError as e:
         raise AttnlabError(f"--layer: {e}") from None
-    return print_json(model=str(args.model), layer=args.layer, **lexicon.evaluate(counts, read_pairs(args.dict)))
+    return print_json(model=str(args.model), layer=args.layer, backoff=None if space is None else str(args.backoff),
+                      **lexicon.evaluate(counts, read_pairs(args.dict), space=space))
