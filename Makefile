@@ -7,10 +7,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA := data/tatoeba-zh-en/train.tsv
 CEDICT := data/cedict/test.tsv
+CEDICT_TRAIN := data/cedict/train.tsv
 DEMO_MINUTES ?= 13
 EN_CORPUS ?= ../shared/data/en-mix/en_mix.txt
+ZH_MONO := data/zh-mono/zh.txt
+ALIGN_OUT ?= runs/align-joint
+ALIGN_MODEL ?=
+ALIGN_FLAGS ?=
 
-.PHONY: setup data demo test test-slow test-reliability bench bench-quality serve clean help
+.PHONY: setup data demo test test-slow test-reliability bench bench-quality align serve clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +63,17 @@ bench: setup data  ## benchmarks against peers (nn.Transformer, CTranslate2, gen
 bench-quality: setup data  ## BLEU of make demo's config on the reference budget (one core, 13 minutes; Linux taskset)
 	taskset -c 0 $(BIN)/python benchmarks/quality.py --name demo --config configs/zh-en-demo.toml --minutes 13 --test
 	$(BIN)/python benchmarks/tables.py --write
+
+# cedict first: its test headwords are ranked by jieba's frequencies, as in BENCHMARKS.md, only while
+# data/zh-mono does not exist yet (attnlab/data/cedict.py)
+$(ZH_MONO): | $(STAMP) $(CEDICT)
+	$(BIN)/attnlab data fetch zh-mono
+
+align: setup data $(CEDICT) $(ZH_MONO)  ## zh<->en word translation: build the joint space (runs/align-joint), print the P@k table, write it as JSON (~24 min, one core; ALIGN_MODEL=RUN adds the attention lexicon)
+	@test -f $(EN_CORPUS) || { echo "make align: no English text at $(EN_CORPUS); set EN_CORPUS=FILE" >&2; exit 2; }
+	$(BIN)/python benchmarks/align_joint.py --zh-corpus $(ZH_MONO) --en-corpus $(EN_CORPUS) \
+		--parallel $(DATA) --train-dict $(CEDICT_TRAIN) --test-dict $(CEDICT) \
+		$(if $(ALIGN_MODEL),--model $(ALIGN_MODEL)) --out $(ALIGN_OUT) --json $(ALIGN_OUT)/table.json $(ALIGN_FLAGS)
 
 serve: setup  ## serve runs/demo: the API and a web page on http://127.0.0.1:8000/
 	$(BIN)/attnlab serve --model runs/demo
