@@ -10,6 +10,7 @@ handed to one part of the program never changes under another.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from attnlab.errors import AttnlabError
 from attnlab.schedule import SCHEDULES
 
 DIRECTIONS = ("zh-en", "en-zh")
+POSITIONS = ("add", "multiply", "multiply1p", "rotate", "learned", "none")  # model.positions (nn/positional.py)
+ATTENTION_SCALES = ("sqrt", "none", "dk")  # model.attention_scale's names (or a number: the divisor itself)
 CONFIG_VERSION = 1
 
 
@@ -39,6 +42,10 @@ class ModelConfig:
     tie_embeddings: bool = True  # share source, target and output embeddings (needs a joint vocabulary)
     fused_attention: bool = True  # use F.scaled_dot_product_attention when weights are not requested
     max_positions: int = 1024  # positional-encoding rows precomputed (longer inputs extend the table)
+    positions: str = "add"  # how position enters the embedding: "add" x + PE (paper), "multiply" x ⊙ PE,
+    # "multiply1p" x ⊙ (1 + PE), "rotate" PE's angles turn x's pairs, "learned" x + a trained table, "none"
+    attention_scale: str = "sqrt"  # what q·k is divided by before the softmax: "sqrt" √d_k (paper), "none" 1,
+    # "dk" d_k (a larger temperature), or a positive number
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,9 @@ class Config:
         m, t = self.model, self.train
         if m.d_model % m.n_heads:
             raise AttnlabError(f"({m.n_heads}) must divide model.d_model ({m.d_model})", field="model.n_heads")
+        if m.positions not in POSITIONS:
+            raise AttnlabError(f"must be one of {', '.join(POSITIONS)}, got {m.positions!r}", field="model.positions")
+        attention_divisor(m.attention_scale, m.d_model // m.n_heads)
         if m.tie_embeddings and not self.tokenizer.joint:
             raise AttnlabError("needs tokenizer.joint = true", field="model.tie_embeddings")
         if t.precision not in ("fp32", "bf16"):
@@ -145,6 +155,21 @@ class Config:
             raise AttnlabError(f"must be at least 1, got {t.max_bad_steps}", field="train.max_bad_steps")
         if self.version != CONFIG_VERSION:
             raise AttnlabError(f"config version {self.version} is not supported (this attnlab reads {CONFIG_VERSION})")
+
+
+def attention_divisor(scale: str, d_head: int) -> float:
+    """What a head's q·k is divided by for `model.attention_scale` (√d_k, 1, d_k, or the number given)."""
+    named = {"sqrt": math.sqrt(d_head), "none": 1.0, "dk": float(d_head)}
+    if scale in named:
+        return named[scale]
+    try:
+        divisor = float(scale)
+    except ValueError:
+        divisor = -1.0
+    if not (divisor > 0 and math.isfinite(divisor)):
+        raise AttnlabError(f"must be one of {', '.join(ATTENTION_SCALES)} or a positive number, got {scale!r}",
+                           field="model.attention_scale")
+    return divisor
 
 
 def split_direction(direction: str) -> tuple[str, str]:

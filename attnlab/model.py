@@ -3,6 +3,9 @@
     src ids -> embed·√D + PE -> N encoder layers -> memory
     tgt ids -> embed·√D + PE -> N decoder layers (causal self-attn, cross-attn over memory) -> logits
 
+"+ PE" is the paper's; `model.positions` may mix position in otherwise (`nn/positional.py`), and
+`model.attention_scale` may divide q·k by other than √d_k: every path (encode, decode, decode_step) honours both.
+
 The model only computes: training lives in `train.py`, search in `decoding.py`. Decoding one token at a
 time goes through `start_decoding` (cross-attention keys/values computed once) and then, per position,
 either `decode(..., state)` (the layers' readable forward, with a KV cache per decoder layer) or
@@ -22,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.config import ModelConfig
+from attnlab.config import ModelConfig, attention_divisor
 from attnlab.nn.attention import KVCache
 from attnlab.nn.layers import DecoderLayer, EncoderLayer
-from attnlab.nn.positional import SinusoidalPositionalEncoding
+from attnlab.nn.positional import PositionalEncoding
 from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
 
 
@@ -98,10 +101,11 @@ class Seq2SeqTransformer(nn.Module):
         self.src_embed = nn.Embedding(cfg.vocab_size, d, padding_idx=pad_id)
         self.tgt_embed = self.src_embed if cfg.tie_embeddings else nn.Embedding(cfg.vocab_size, d, padding_idx=pad_id)
         self.out_proj = None if cfg.tie_embeddings else nn.Linear(d, cfg.vocab_size, bias=False)
-        self.positions = SinusoidalPositionalEncoding(d, cfg.max_positions)
+        self.positions = PositionalEncoding(d, cfg.max_positions, cfg.positions)
         sizes = dict(d_model=d, n_heads=cfg.n_heads, d_ff=cfg.d_ff, dropout=cfg.dropout,
                      attention_dropout=cfg.attention_dropout, activation_dropout=cfg.activation_dropout,
-                     norm_first=cfg.norm_first, fused=cfg.fused_attention)
+                     norm_first=cfg.norm_first, fused=cfg.fused_attention,
+                     scale=1 / attention_divisor(cfg.attention_scale, d // cfg.n_heads))
         self.encoder = nn.ModuleList(EncoderLayer(**sizes) for _ in range(cfg.n_encoder_layers))
         self.decoder = nn.ModuleList(DecoderLayer(**sizes) for _ in range(cfg.n_decoder_layers))
         # Pre-norm leaves the residual stream un-normalised: each stack ends with a LayerNorm.
@@ -114,6 +118,8 @@ class Seq2SeqTransformer(nn.Module):
     def reset_parameters(self) -> None:
         """Xavier-uniform matrices, zero biases; embeddings N(0, D^-1/2) so that embed·√D has unit variance."""
         for name, p in self.named_parameters():
+            if name.startswith("positions."):
+                continue  # a learned position table starts as the module says
             if "embed" in name:
                 nn.init.normal_(p, std=self.cfg.d_model**-0.5)
             elif p.dim() > 1:
@@ -123,6 +129,7 @@ class Seq2SeqTransformer(nn.Module):
         with torch.no_grad():
             for emb in {self.src_embed, self.tgt_embed}:
                 emb.weight[self.pad_id].zero_()
+        self.positions.reset_parameters()
 
     def _embed(self, emb: nn.Embedding, ids: Tensor, offset: int = 0) -> Tensor:
         x = emb(ids) * math.sqrt(self.cfg.d_model)  # (B,T,D)
@@ -197,7 +204,8 @@ class Seq2SeqTransformer(nn.Module):
         if self._step_layers is None:
             self._step_layers = [StepLayer.of(layer, self._transposed) for layer in self.decoder]
         d = self.cfg.d_model
-        x = F.embedding(tgt.view(-1), self.tgt_embed.weight) * math.sqrt(d) + self.positions.rows(state.length)  # (N,D)
+        x = F.embedding(tgt.view(-1), self.tgt_embed.weight) * math.sqrt(d)  # (N,D)
+        x = self.positions.mix(x, self.positions.rows(state.length))  # (N,D) with (1,D): every row at one position
         mask = state.src_mask if state.src_padded else None  # (B,1,1,S); sentences keep no padding when selected
         x = decoder_step(self._step_layers, x, state.memory_kv, state.caches, mask, state.beams)
         return self.decoder_norm(x) @ self._transposed(self.output_weight())  # (N,D) @ (D,V)

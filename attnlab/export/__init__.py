@@ -46,3 +46,23 @@ def positions_needed(cfg: Config) -> int:
 
     d = cfg.decode
     return max(cfg.model.max_positions, d.max_input_tokens, output_limit(d.max_input_tokens, d) + 1)
+
+
+def check_learned_positions(cfg: Config, engine: str) -> None:
+    """A learned position table cannot grow: it must reach the longest input and output an export allows."""
+    needed = positions_needed(cfg)
+    if cfg.model.positions == "learned" and needed > cfg.model.max_positions:
+        raise AttnlabError(f"the model's learned positions stop at {cfg.model.max_positions} (model.max_positions), "
+                           f"but {engine} decoding may need {needed}: lower decode.max_input_tokens")
+
+
+def check_additive(cfg: Config, engine: str) -> None:
+    """Formats that know only the paper's attention (an added position table, q·k / √d_k) refuse other models."""
+    m = cfg.model
+    if m.positions not in ("add", "learned", "none"):
+        raise AttnlabError(f"{engine} adds a position table to the embeddings and cannot express "
+                           f"model.positions = {m.positions!r} (export to ONNX instead)")
+    if m.attention_scale != "sqrt":
+        raise AttnlabError(f"{engine} divides q·k by √d_k and cannot express model.attention_scale = "
+                           f"{m.attention_scale!r} (export to ONNX instead)")
+    check_learned_positions(cfg, engine)

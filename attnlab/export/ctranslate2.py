@@ -8,7 +8,9 @@ exported folder translates text on its own (`attnlab.translate.ctranslate2`).
 How attnlab's parts map onto the spec (CTranslate2 4.x, `specs/transformer_spec.py`):
     embeddings ×√D                       scale_embeddings = True (the spec's default)
     sinusoidal positions (interleaved)   position_encodings.encodings = attnlab's own table (T, D): without it
-                                         CTranslate2 would build its own table, with sin and cos concatenated
+                                         CTranslate2 would build its own table, with sin and cos concatenated;
+                                         a learned table likewise, zeros for none; other model.positions, and
+                                         an attention_scale other than √d_k, are refused (`check_additive`)
     post-norm / pre-norm                 pre_norm = cfg.norm_first; the stack-final LayerNorm only for pre-norm
     self-attention in_proj (3D, D)       linear[0], already fused q, k, v as CTranslate2 expects
     cross-attention q_proj / kv_proj     linear[0] (q) and linear[1] (k then v, fused)
@@ -30,9 +32,8 @@ import torch
 
 from attnlab import checkpoint
 from attnlab.errors import AttnlabError
-from attnlab.export import CONFIG_COPY, QUANTIZATIONS, check_out_dir, positions_needed
+from attnlab.export import CONFIG_COPY, QUANTIZATIONS, check_additive, check_out_dir, positions_needed
 from attnlab.model import Seq2SeqTransformer
-from attnlab.nn.positional import sinusoidal_table
 from attnlab.tokenizer import BOS, EOS, SPECIALS, UNK, Tokenizer
 
 try:
@@ -112,7 +113,7 @@ def transformer_spec_of(model: Seq2SeqTransformer, src_vocab: list[str], tgt_voc
         (cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads, pre_norm=cfg.norm_first,
         activation=common_spec.Activation.RELU,
     )
-    table = sinusoidal_table(positions, cfg.d_model)  # (T, D), interleaved sin/cos
+    table = model.positions.additive_table(positions)  # (T, D): interleaved sin/cos, learned rows, or zeros
     _encoder(spec.encoder, model, table)
     _decoder(spec.decoder, model, table)
     spec.config.unk_token, spec.config.bos_token, spec.config.eos_token = SPECIALS[UNK], SPECIALS[BOS], SPECIALS[EOS]
@@ -152,6 +153,7 @@ def export_ctranslate2(run_dir: str | Path, out_dir: str | Path, quantization: s
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise AttnlabError(f"unknown quantization {quantization!r} (known: {', '.join(QUANTIZATIONS)})")
     check_out_dir(run_dir, out_dir, force, MODEL_FILE, "CTranslate2")
+    check_additive(checkpoint.load_run_config(run_dir), "CTranslate2")
     try:
         AttnlabConverter(run_dir).convert(str(out_dir), quantization=quantization, force=force)
     except (ValueError, RuntimeError, OSError) as e:

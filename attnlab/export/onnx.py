@@ -10,7 +10,8 @@ folder also holds the tokenizer and the run's config, so `attnlab.translate.onnx
 
 The step graph traces `attnlab.nn.step.decoder_step`, the code the model's own `decode_step` runs, on (N, D)
 rows: one query per row needs no causal mask, and the position is a tensor input, so the graph stays valid
-for every length (tracing the layers' Python control flow would fix lengths at export time). Tests check both graphs against the PyTorch
+for every length (tracing the layers' Python control flow would fix lengths at export time). Every
+`model.positions` and `model.attention_scale` is expressed (a learned table only as far as it reaches). Tests check both graphs against the PyTorch
 model and greedy search through onnxruntime against `attnlab.decoding.greedy_search`.
 
 Exported with PyTorch's TorchScript-based exporter (`dynamo=False`), which needs no package beyond onnx.
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab import checkpoint
-from attnlab.export import CONFIG_COPY, check_out_dir, positions_needed
+from attnlab.export import CONFIG_COPY, check_learned_positions, check_out_dir, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
@@ -58,13 +59,15 @@ class DecoderStepGraph(nn.Module):
     def __init__(self, model: Seq2SeqTransformer) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("table", model.positions.table.clone(), persistent=False)  # (P,D) positional encodings
+        table = model.positions.rows(0, model.positions.table.size(0)).detach().clone()  # (P,D) sinusoidal or learned
+        self.register_buffer("table", table, persistent=False)
         self.layers = [StepLayer.of(layer, TransposedWeights()) for layer in model.decoder]
 
     def forward(self, tokens: Tensor, position: Tensor, src_mask: Tensor, *kv: Tensor) -> tuple[Tensor, ...]:
         m, n_layers = self.model, len(self.model.decoder)
         cross, past = kv[: 2 * n_layers], kv[2 * n_layers:]
-        x = m.tgt_embed(tokens[:, 0]) * math.sqrt(m.cfg.d_model) + self.table.index_select(0, position.view(1))  # (N,D)
+        x = m.tgt_embed(tokens[:, 0]) * math.sqrt(m.cfg.d_model)  # (N,D)
+        x = m.positions.mix(x, self.table.index_select(0, position.view(1)))  # (N,D) with (1,D), as model.positions says
         caches = [_PastKV(past[2 * i], past[2 * i + 1]) for i in range(n_layers)]
         x = decoder_step(self.layers, x, list(zip(cross[::2], cross[1::2])), caches, src_mask[:, None, None, :])
         logits = m.logits(m.decoder_norm(x))  # (N,V): the output matrix is one initializer with the embedding
@@ -93,6 +96,7 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, force: bool = False, o
     check_out_dir(run_dir, out_dir, force, STEP_FILE, "ONNX")
     run = checkpoint.load_run(run_dir)  # fails early, naming the file, if one is missing or corrupt
     cfg, model = run.cfg, run.model
+    check_learned_positions(cfg, "ONNX")
     model.positions.table = sinusoidal_table(positions_needed(cfg), cfg.model.d_model)  # the graph's fixed table
     if out_dir.exists():
         shutil.rmtree(out_dir)

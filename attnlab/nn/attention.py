@@ -1,6 +1,7 @@
 """Scaled dot-product attention and multi-head attention, with a KV cache for decoding.
 
 Vaswani et al. (2017), section 3.2:  Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V.
+The 1/√d_k is the default `scale`; `model.attention_scale` can set another (the scaling study trains each).
 Two paths compute it: `attention_readable` spells out every step and returns the weights;
 `attention_fused` calls `F.scaled_dot_product_attention`. Tests check they agree (values and gradients).
 
@@ -24,11 +25,14 @@ def causal_mask(t: int, s: int, device: torch.device | None = None) -> Tensor:
 
 
 def attention_readable(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, scale: float | None = None
 ) -> tuple[Tensor, Tensor]:
-    """softmax(q kᵀ / √d_k) v, step by step. q (B,H,T,Dh), k/v (B,H,S,Dh) -> out (B,H,T,Dh), weights (B,H,T,S)."""
-    d_k = q.size(-1)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B,H,T,S); the 1/√d_k keeps unit variance
+    """softmax(q kᵀ · scale) v, step by step, scale = 1/√d_k unless given (`model.attention_scale`).
+
+    q (B,H,T,Dh), k/v (B,H,S,Dh) -> out (B,H,T,Dh), weights (B,H,T,S)."""
+    if scale is None:
+        scale = 1 / math.sqrt(q.size(-1))  # the paper's: keeps q·k at unit variance
+    scores = q @ k.transpose(-2, -1) * scale  # (B,H,T,S)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)  # each row sums to 1 over the keys
@@ -37,10 +41,12 @@ def attention_readable(
 
 
 def attention_fused(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False,
+    scale: float | None = None,
 ) -> Tensor:
     """The same computation through PyTorch's fused kernel (no weights returned)."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
+                                          scale=scale)
 
 
 @dataclass
@@ -106,12 +112,14 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(
-        self, *, d_model: int, n_heads: int, dropout: float = 0.0, self_attention: bool = True, fused: bool = True
+        self, *, d_model: int, n_heads: int, dropout: float = 0.0, self_attention: bool = True, fused: bool = True,
+        scale: float | None = None,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.scale = 1 / math.sqrt(self.d_head) if scale is None else scale  # on q·k before the softmax
         self.dropout, self.fused, self.self_attention = dropout, fused, self_attention
         if self_attention:
             self.in_proj = nn.Linear(d_model, 3 * d_model)
@@ -169,9 +177,9 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights or not self.fused:
-            out, weights = attention_readable(q, k, v, mask, p)
+            out, weights = attention_readable(q, k, v, mask, p, self.scale)
         else:
-            out = attention_fused(q, k, v, mask, p, is_causal)
+            out = attention_fused(q, k, v, mask, p, is_causal, self.scale)
         out = out.transpose(1, 2).reshape(b, t, self.d_model)  # (B_m,H,K·T,Dh) -> (B_m,K·T,H,Dh) -> (B,T,D)
         if weights is not None and shared > 1:  # (B_m,H,K·T,S) -> (B_m,H,K,T,S) -> (B_m,K,H,T,S) -> (B,H,T,S)
             weights = weights.view(k.size(0), self.n_heads, shared, t, -1).transpose(1, 2).reshape(b, self.n_heads, t, -1)

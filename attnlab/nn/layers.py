@@ -1,7 +1,8 @@
 """Position-wise feed-forward network and the encoder and decoder layers (Vaswani et al. 2017, 3.1-3.3).
 
 Each sublayer is wrapped as post-norm, LayerNorm(x + Dropout(sublayer(x))) as in the paper, or as
-pre-norm, x + Dropout(sublayer(LayerNorm(x))), when `norm_first` is set.
+pre-norm, x + Dropout(sublayer(LayerNorm(x))), when `norm_first` is set. `scale` multiplies q·k in every
+attention (None: the paper's 1/√d_k).
 
 Shape letters: B batch, T target length, S source length, D model width, F FFN width.
 """
@@ -50,9 +51,10 @@ class EncoderLayer(nn.Module):
     """Self-attention over the source, then the FFN."""
 
     def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float,
-                 activation_dropout: float, norm_first: bool, fused: bool) -> None:
+                 activation_dropout: float, norm_first: bool, fused: bool, scale: float | None = None) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout, fused=fused)
+        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout, fused=fused,
+                                            scale=scale)
         self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, activation_dropout=activation_dropout)
         self.res_attn = _Residual(d_model, dropout, norm_first)
         self.res_ffn = _Residual(d_model, dropout, norm_first)
@@ -75,11 +77,12 @@ class DecoderLayer(nn.Module):
     """Causal self-attention over the target, cross-attention over the encoder output, then the FFN."""
 
     def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float,
-                 activation_dropout: float, norm_first: bool, fused: bool) -> None:
+                 activation_dropout: float, norm_first: bool, fused: bool, scale: float | None = None) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout, fused=fused)
+        self.self_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attention_dropout, fused=fused,
+                                            scale=scale)
         self.cross_attn = MultiHeadAttention(
-            d_model=d_model, n_heads=n_heads, dropout=attention_dropout, self_attention=False, fused=fused
+            d_model=d_model, n_heads=n_heads, dropout=attention_dropout, self_attention=False, fused=fused, scale=scale
         )
         self.ffn = FeedForward(d_model=d_model, d_ff=d_ff, activation_dropout=activation_dropout)
         self.res_self = _Residual(d_model, dropout, norm_first)

@@ -30,6 +30,7 @@ class StepLayer:
 
     heads: int  # H
     width: int  # D
+    scale: float  # on q·k before the softmax (1/√Dh in the paper)
     norm_first: bool
     self_qkv: tuple[Tensor, Tensor]  # (3D,), (D, 3D): q, k, v
     self_out: tuple[Tensor, Tensor]  # (D,), (D, D)
@@ -43,7 +44,7 @@ class StepLayer:
     def of(cls, layer: DecoderLayer, transposed: TransposedWeights) -> StepLayer:
         sa, ca, ffn, w = layer.self_attn, layer.cross_attn, layer.ffn, transposed
         return cls(
-            heads=sa.n_heads, width=sa.d_model, norm_first=layer.res_self.norm_first,
+            heads=sa.n_heads, width=sa.d_model, scale=sa.scale, norm_first=layer.res_self.norm_first,
             self_qkv=(sa.in_proj.bias, w(sa.in_proj.weight)), self_out=(sa.out_proj.bias, w(sa.out_proj.weight)),
             cross_q=(ca.q_proj.bias, w(ca.q_proj.weight)), cross_out=(ca.out_proj.bias, w(ca.out_proj.weight)),
             ffn_in=(ffn.linear1.bias, w(ffn.linear1.weight)), ffn_out=(ffn.linear2.bias, w(ffn.linear2.weight)),
@@ -67,12 +68,12 @@ def decoder_step(layers: Sequence[StepLayer], x: Tensor, memory_kv: Sequence[tup
         h = torch.layer_norm(x, (d,), *norm_self) if lw.norm_first else x
         qkv = torch.addmm(lw.self_qkv[0], h, lw.self_qkv[1]).view(-1, 3, heads, 1, dh)  # (N,3D) -> (N,3,H,1,Dh)
         keys, values = cache.append_kv(qkv[:, 1:])  # (N,H,T+1,Dh): every position so far, this one included
-        a = F.scaled_dot_product_attention(qkv[:, 0], keys, values).view(-1, d)  # (N,H,1,Dh) -> (N,D)
+        a = F.scaled_dot_product_attention(qkv[:, 0], keys, values, scale=lw.scale).view(-1, d)  # (N,H,1,Dh) -> (N,D)
         x = _residual(x, torch.addmm(lw.self_out[0], a, lw.self_out[1]), lw, norm_self)
         # cross-attention: a sentence's K beams are K queries of its memory row
         h = torch.layer_norm(x, (d,), *norm_cross) if lw.norm_first else x
         q = torch.addmm(lw.cross_q[0], h, lw.cross_q[1]).view(-1, beams, heads, dh).transpose(1, 2)  # (B,H,K,Dh)
-        a = F.scaled_dot_product_attention(q, mem_k, mem_v, attn_mask=mask)  # (B,H,K,Dh)
+        a = F.scaled_dot_product_attention(q, mem_k, mem_v, attn_mask=mask, scale=lw.scale)  # (B,H,K,Dh)
         a = a.transpose(1, 2).reshape(-1, d)  # (B,K,H,Dh) -> (N,D)
         x = _residual(x, torch.addmm(lw.cross_out[0], a, lw.cross_out[1]), lw, norm_cross)
         # feed-forward
