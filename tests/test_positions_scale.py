@@ -124,3 +124,28 @@ def test_learned_table_must_reach_every_exported_position():
     with pytest.raises(AttnlabError, match="learned positions stop at 64"):
         check_learned_positions(cfg, "ONNX")
     check_learned_positions(Config(), "ONNX")
+
+
+@pytest.mark.parametrize("positions,scale", [("rotate", "dk"), ("learned", "none"), ("multiply1p", "sqrt")])
+def test_onnx_graphs_express_positions_and_scale(positions, scale, tmp_path):
+    """The encoder and decoder-step graphs of a model with other positions and scale, run by onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    from attnlab.export.onnx import ENCODER_FILE, STEP_FILE, _export_graphs
+
+    model = tiny(positions=positions, attention_scale=scale, max_positions=32).float()
+    _export_graphs(model, tmp_path, opset=17)
+    model.eval()  # the exporter leaves the wrapped model in training mode
+    encoder = ort.InferenceSession(str(tmp_path / ENCODER_FILE))
+    step = ort.InferenceSession(str(tmp_path / STEP_FILE))
+    src = torch.randint(4, V, (2, 5))
+    cross = encoder.run(None, {"src": src.numpy()})
+    with torch.inference_mode():
+        state = model.start_decoding(model.encode(src))
+        past = [torch.zeros(2, H, 0, D // H).numpy()] * (2 * len(model.decoder))
+        for position, token in enumerate([1, 7, 9]):
+            tokens = torch.full((2, 1), token)
+            expected = model.decode_step(tokens, state)
+            names = [i.name for i in step.get_inputs()]
+            feed = dict(zip(names, [tokens.numpy(), torch.tensor(position).numpy(), (src != 0).numpy(), *cross, *past]))
+            logits, *past = step.run(None, feed)
+            torch.testing.assert_close(torch.from_numpy(logits), expected, atol=1e-4, rtol=1e-4)
