@@ -345,6 +345,28 @@ def test_bilingual_plot_returns_coordinates_and_writes_a_png(tmp_path: Path) -> 
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
+def test_bilingual_axes_follow_the_pairs_not_the_language_offset(tmp_path: Path) -> None:
+    # Each English word is its Chinese word plus one shared offset, three times the meanings' spread:
+    # a PCA of all the words would put the offset on PC1 and draw every pair apart; the pair-midpoint
+    # axes see only the meanings, so each English word lands on its Chinese word.
+    from types import SimpleNamespace
+
+    from attnlab.viz.bilingual import plot_bilingual
+    from attnlab.viz.embeddings import pca_2d
+
+    rng = np.random.default_rng(0)
+    meanings = np.pad(rng.standard_normal((12, 5)), ((0, 0), (0, 1))).astype(np.float32)  # (12, D), last axis 0
+    offset = np.zeros(6, dtype=np.float32)  # along the last axis, which the meanings leave alone
+    offset[5] = 3 * np.abs(meanings).max()
+    zh, en = [f"词{i}" for i in range(12)], [f"en{i}" for i in range(12)]
+    space = SimpleNamespace(src=WordVectors(zh, meanings), tgt=WordVectors(en, meanings + offset), langs=("zh", "en"))
+    drawn = plot_bilingual(space, list(zip(zh, en)), tmp_path / "map.png")
+    np.testing.assert_allclose(drawn.src_xy, drawn.tgt_xy, atol=1e-4)
+    np.testing.assert_allclose(drawn.src_xy, pca_2d(meanings)[0], atol=1e-4)  # the meanings' own PCA
+    words_pca, _ = pca_2d(np.concatenate([meanings, meanings + offset]))
+    assert np.linalg.norm(words_pca[:12] - words_pca[12:], axis=1).min() > offset[5] * 0.9
+
+
 def test_viz_embeddings_aligned_draws_dictionary_pairs(fitted: Path, capsys: pytest.CaptureFixture) -> None:
     out = fitted / "bilingual.png"
     assert main(["viz", "embeddings", "--aligned", str(fitted / "aligned"), "--dict", str(fitted / "test.tsv"),

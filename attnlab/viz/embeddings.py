@@ -110,20 +110,25 @@ def project(vectors: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np
     raise AttnlabError(f"unknown projection {method!r}; choose one of {', '.join(METHODS)}")
 
 
-def pca_2d(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-    """First two principal components of the rows: (N, D) -> ((N, 2), variance shares); each axis is
-    signed so that its largest loading is positive (the same words give the same picture)."""
+def pca_axes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The rows' mean (D,), their first two principal axes (2, D) and the share of the variance on
+    each; each axis is signed so that its largest loading is positive (the same words give the same
+    picture), and a missing second axis (fewer than 3 rows) is zero."""
     if x.shape[0] < 2:
         raise AttnlabError(f"a 2-D map needs at least 2 words, got {x.shape[0]}")
-    centred = x - x.mean(axis=0)  # (N, D)
-    _, s, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)  # vt: (min(N, D), D)
-    axes = vt[:2]  # (2, D)
-    axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])[:, None]
-    xy = centred @ axes.T  # (N, 2)
-    if xy.shape[1] < 2:
-        xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+    mean = x.astype(np.float64).mean(axis=0)  # (D,)
+    _, s, vt = np.linalg.svd(x.astype(np.float64) - mean, full_matrices=False)  # vt: (min(N, D), D)
+    axes = np.pad(vt[:2], ((0, 2 - len(vt[:2])), (0, 0)))  # (2, D)
+    axes *= np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])[:, None]
     var = s**2 / max(float(np.sum(s**2)), 1e-12)
-    return xy.astype(np.float32), (float(var[0]), float(var[1]) if len(var) > 1 else 0.0)
+    return mean, axes, (float(var[0]), float(var[1]) if len(var) > 1 else 0.0)
+
+
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """First two principal components of the rows: (N, D) -> ((N, 2), variance shares), as `pca_axes`."""
+    mean, axes, explained = pca_axes(x)
+    xy = (x.astype(np.float64) - mean) @ axes.T  # (N, 2)
+    return xy.astype(np.float32), explained
 
 
 def script_groups(words: list[str]) -> list[str]:
