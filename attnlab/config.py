@@ -25,6 +25,7 @@ DIRECTIONS = ("zh-en", "en-zh")
 POSITIONS = ("add", "multiply", "multiply1p", "rotate", "learned", "none")  # model.positions (nn/positional.py)
 ATTENTION_SCALES = ("sqrt", "none", "dk")  # model.attention_scale's names (or a number: the divisor itself)
 CONFIG_VERSION = 1
+SAMPLING = ("", "topk", "topp")  # decode.sample: off, top-k or nucleus (top-p) sampling
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,35 @@ class DecodeConfig:
     max_len_a: float = 1.5  # output length limit a * source_length + b (in subwords)
     max_len_b: int = 10
     max_input_tokens: int = 256  # longer inputs are truncated (with one warning)
+    n_best: int = 1  # hypotheses returned per input (at most beam; with sampling: independent draws)
+    sample: str = ""  # "" searches (greedy / beam); "topk" or "topp" samples each token instead
+    top_k: int = 10  # sample = "topk": draw from the k most likely tokens
+    top_p: float = 0.9  # sample = "topp": draw from the fewest most likely tokens holding this much probability
+    temperature: float = 1.0  # sampling: logits divided by this (< 1 sharper, > 1 flatter)
+    seed: int = 0  # sampling: seed of the random draws (the same seed and input give the same outputs)
+    # length control, named as CTranslate2 names them (0 / 1.0: off)
+    max_decoding_length: int = 0  # output limit in subwords; 0: max_len_a * source_length + max_len_b
+    min_decoding_length: int = 0  # <eos> is not allowed before this many subwords
+    no_repeat_ngram_size: int = 0  # no n-gram of this size appears twice in an output
+    repetition_penalty: float = 1.0  # > 1 makes tokens already in the output less likely (Keskar et al. 2019)
 
     def __post_init__(self) -> None:  # here, so that DecodeOptions (a subclass) is checked by the same line
-        if self.beam < 1:
-            raise AttnlabError(f"must be at least 1, got {self.beam}", field="decode.beam")
+        checks = (  # (field, holds, what it must be)
+            ("beam", self.beam >= 1, "must be at least 1"),
+            ("n_best", self.n_best >= 1 and (bool(self.sample) or self.n_best <= self.beam),
+             "must be at least 1" if self.sample else f"must be between 1 and decode.beam ({self.beam})"),
+            ("sample", self.sample in SAMPLING, "must be topk or topp (or empty: no sampling)"),
+            ("top_k", self.top_k >= 1, "must be at least 1"),
+            ("top_p", 0.0 < self.top_p <= 1.0, "must be in (0, 1]"),
+            ("temperature", self.temperature > 0, "must be above 0"),
+            ("max_decoding_length", self.max_decoding_length >= 0, "must be 0 or more"),
+            ("min_decoding_length", self.min_decoding_length >= 0, "must be 0 or more"),
+            ("no_repeat_ngram_size", self.no_repeat_ngram_size >= 0, "must be 0 or more"),
+            ("repetition_penalty", self.repetition_penalty > 0, "must be above 0"),
+        )
+        for name, holds, what in checks:
+            if not holds:
+                raise AttnlabError(f"{what}, got {getattr(self, name)!r}", field=f"decode.{name}")
 
 
 @dataclass(frozen=True)

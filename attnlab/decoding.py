@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -75,6 +76,9 @@ class Seq2SeqModel(Protocol):
     def logits(self, hidden: Tensor) -> Tensor: ...  # (N,D) -> (N,V)
 
 
+Prefixes = Sequence[Sequence[int]] | None  # per sentence, target ids that its outputs start with
+
+
 @dataclass
 class Hypothesis:
     tokens: list[int]  # generated ids, without <bos> and <eos>
@@ -89,45 +93,81 @@ def length_penalty(length: int, alpha: float) -> float:
 
 
 def output_limit(n_src: int, opts: DecodeConfig) -> int:
-    """The longest output of a sentence of n_src source tokens: floor(a · n_src + b), at least 1."""
+    """The longest output of a sentence of n_src source tokens: max_decoding_length when set, otherwise
+    floor(a · n_src + b); at least 1."""
+    if opts.max_decoding_length:
+        return opts.max_decoding_length
     return max(1, math.floor(opts.max_len_a * n_src + opts.max_len_b))
 
 
-def max_output_lengths(src: Tensor, opts: DecodeOptions) -> list[int]:
-    """Per sentence of src (B,S): `output_limit` of its non-pad source tokens."""
-    return [output_limit(n, opts) for n in (src != opts.pad_id).sum(dim=1).tolist()]
+def max_output_lengths(src: Tensor, opts: DecodeOptions, prefixes: Prefixes = None) -> list[int]:
+    """Per sentence of src (B,S): `output_limit` of its non-pad source tokens, and room for one token after
+    its target prefix (if any)."""
+    limits = [output_limit(n, opts) for n in (src != opts.pad_id).sum(dim=1).tolist()]
+    return limits if prefixes is None else [max(n, len(p) + 1) for n, p in zip(limits, prefixes)]
 
 
-def search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None) -> list[list[int]]:
-    """Greedy when opts.beam == 1, beam search otherwise."""
+def search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None,
+           prefixes: Prefixes = None) -> list[list[int]]:
+    """The best output of each sentence: `search_hypotheses`'s first."""
+    return [hyps[0].tokens if hyps else [] for hyps in search_hypotheses(model, src, opts, prefixes)]
+
+
+def search_hypotheses(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None,
+                      prefixes: Prefixes = None) -> list[list[Hypothesis]]:
+    """Per sentence of src (B,S), opts.n_best hypotheses, best first: sampled when opts.sample is set, greedy
+    when opts.beam == 1, beam search otherwise. prefixes: per sentence, target ids every output starts with."""
     opts = opts or DecodeOptions()
-    return greedy_search(model, src, opts) if opts.beam == 1 else beam_search(model, src, opts)
+    if opts.sample or opts.beam == 1:
+        return path_search(model, src, opts, prefixes)
+    return [hyps[: opts.n_best] for hyps in beam_search_nbest(model, src, opts, prefixes)]
 
 
-def greedy_search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None) -> list[list[int]]:
+def greedy_search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None,
+                  prefixes: Prefixes = None) -> list[list[int]]:
     """src (B,S) right-padded ids -> B lists of ids: the most likely token at every step until <eos>.
 
     A sentence that reaches its maximum length stops there (its output has no <eos> to strip).
     """
+    opts = dataclasses.replace(opts or DecodeOptions(), sample="", n_best=1)
+    return [hyps[0].tokens for hyps in path_search(model, src, opts, prefixes)]
+
+
+def path_search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None,
+                prefixes: Prefixes = None) -> list[list[Hypothesis]]:
+    """src (B,S) -> per sentence, one path of one token per step until <eos>: the most likely token (greedy),
+    or with opts.sample a token drawn from the top-k / top-p of the next-token distribution (divided by
+    opts.temperature), opts.n_best independent draws per sentence, from a generator seeded with opts.seed.
+    Each path's log_prob is the model's (after the options' constraints, before temperature and cut-off)."""
     opts = opts or DecodeOptions()
     _check(model, src, opts)
+    draws = opts.n_best if opts.sample else 1
+    if draws > 1:  # every draw is a row of its own
+        src = src.repeat_interleave(draws, dim=0)  # (B·n,S)
+        prefixes = None if prefixes is None else [p for p in prefixes for _ in range(draws)]
     n, device = src.size(0), src.device
-    limits = torch.tensor(max_output_lengths(src, opts), device=device)  # (B,)
+    limits = torch.tensor(max_output_lengths(src, opts, prefixes), device=device)  # (B,)
     out = torch.full((n, int(limits.max())), opts.pad_id, dtype=torch.long, device=device)  # (B,L) generated ids
     kept = limits.clone()  # (B,) tokens each output keeps: its limit, or the tokens before its <eos>
+    log_prob = torch.zeros(n, device=device)  # (B,) summed log-probabilities of the kept tokens (and <eos>)
+    with_eos = torch.zeros(n, dtype=torch.bool, device=device)  # (B,) the output ended with <eos>
+    generator = torch.Generator(device=device).manual_seed(opts.seed) if opts.sample else None
     with torch.inference_mode():
-        stepper = _Stepper(model, model.encode(src), opts)
+        stepper = _Stepper(model, model.encode(src), opts, prefixes=prefixes)
         rows = torch.arange(n, device=device)  # (N,) the sentence of each live row
         row_limits = limits
         prefix = torch.full((n, 1), opts.bos_id, dtype=torch.long, device=device)  # (N,T); (N,1) with a cache
         for step in range(out.size(1)):
-            tokens = top_k(stepper.never_emitted(stepper.logits(prefix)), 1)[1].squeeze(1)  # (N,) the argmax
+            log_probs = stepper.log_probs(prefix, rows, lambda: out[rows, :step])  # (N,V)
+            tokens, chosen = _choose(log_probs, opts, generator)  # (N,), (N,)
             out[rows, step] = tokens
+            log_prob[rows] += chosen
             ended = tokens == opts.eos_id  # (N,)
             done = ended | (row_limits <= step + 1)
             n_done = int(done.sum())
             if n_done:
                 kept[rows[ended]] = step
+                with_eos[rows[ended]] = True
                 if n_done == rows.numel():
                     break
             # with a cache the model needs only the newest token; without one, the whole prefix
@@ -136,12 +176,37 @@ def greedy_search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None =
                 keep = (~done).nonzero().squeeze(1)  # (N',)
                 rows, row_limits, prefix = rows[keep], row_limits[keep], prefix[keep]
                 stepper.select(keep)
-    return [ids[:length] for ids, length in zip(out.tolist(), kept.tolist())]
+    hyps = []
+    for ids, length, lp, eos in zip(out.tolist(), kept.tolist(), log_prob.tolist(), with_eos.tolist()):
+        counted = length + int(eos)
+        hyps.append(Hypothesis(ids[:length], lp / length_penalty(counted, opts.length_penalty), lp, counted))
+    groups = [hyps[i:i + draws] for i in range(0, n, draws)]
+    return [sorted(g, key=lambda h: h.score, reverse=True) for g in groups]
 
 
-def beam_search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None) -> list[list[int]]:
+def _choose(log_probs: Tensor, opts: DecodeOptions, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """log_probs (N,V) -> the next token of each row (N,) and its log-probability (N,): the argmax, or a
+    draw from the top-k / top-p tokens of softmax(log_probs / temperature) when opts.sample is set."""
+    if not opts.sample:
+        best, tokens = top_k(log_probs, 1)  # (N,1) each
+        return tokens.squeeze(1), best.squeeze(1)
+    scaled = log_probs / opts.temperature  # (N,V)
+    if opts.sample == "topk":
+        cut = scaled.topk(min(opts.top_k, scaled.size(1)), dim=1).values[:, -1:]  # (N,1) the k-th largest
+        scaled = scaled.masked_fill(scaled < cut, -math.inf)
+    else:  # nucleus: the fewest most likely tokens whose probabilities sum to at least top_p
+        ordered, order = scaled.sort(dim=1, descending=True)  # (N,V)
+        before = ordered.softmax(dim=1).cumsum(dim=1) - ordered.softmax(dim=1)  # (N,V) mass ranked above
+        ordered = ordered.masked_fill(before >= opts.top_p, -math.inf)  # the first token always stays
+        scaled = torch.full_like(scaled, -math.inf).scatter(1, order, ordered)
+    tokens = torch.multinomial(scaled.softmax(dim=1), 1, generator=generator)  # (N,1)
+    return tokens.squeeze(1), log_probs.gather(1, tokens).squeeze(1)
+
+
+def beam_search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None,
+                prefixes: Prefixes = None) -> list[list[int]]:
     """src (B,S) -> B lists of ids: the best finished hypothesis of each sentence (see the module docstring)."""
-    return [hyps[0].tokens if hyps else [] for hyps in beam_search_nbest(model, src, opts)]
+    return [hyps[0].tokens if hyps else [] for hyps in beam_search_nbest(model, src, opts, prefixes)]
 
 
 @dataclass
@@ -153,32 +218,32 @@ class _Step:
     tokens: Tensor  # (B',2K) the token that extends it
 
 
-def _top_continuations(stepper: _Stepper, logits: Tensor, scores: Tensor, k: int) -> _Step:
-    """logits (N,V) of N = B'·K rows, scores (N,) -> each sentence's top 2K of its K·V continuations."""
-    n, vocab = logits.shape
+def _top_continuations(log_probs: Tensor, scores: Tensor, k: int) -> _Step:
+    """log_probs (N,V) of N = B'·K rows, scores (N,) -> each sentence's top 2K of its K·V continuations."""
+    n, vocab = log_probs.shape
     width = min(2 * k, vocab)
-    log_probs = stepper.never_emitted(logits.log_softmax(dim=1))  # (N,V), normalised over all V (<pad>/<bos> too)
     top_log_probs, top_tokens = top_k(log_probs, width)  # (N,W): a row's best candidates are among its best W
     candidates = (top_log_probs + scores[:, None]).view(n // k, k * width)  # (B',K·W)
     best, index = candidates.topk(min(2 * k, k * width), dim=1)  # (B',2K)
-    rows = index // width + torch.arange(0, n, k, device=logits.device)[:, None]  # (B',2K)
+    rows = index // width + torch.arange(0, n, k, device=log_probs.device)[:, None]  # (B',2K)
     return _Step(best, rows, top_tokens.view(n // k, k * width).gather(1, index))
 
 
 def beam_search_nbest(
-    model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None
+    model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = None, prefixes: Prefixes = None
 ) -> list[list[Hypothesis]]:
-    """src (B,S) -> per sentence, up to K finished hypotheses, best (highest length-penalised score) first."""
+    """src (B,S) -> per sentence, up to K finished hypotheses, best (highest length-penalised score) first.
+    prefixes: per sentence, target ids that every hypothesis starts with (forced, their log-probs counted)."""
     opts = opts or DecodeOptions()
     _check(model, src, opts)
     k, n_sent, device = opts.beam, src.size(0), src.device
-    limits = torch.tensor(max_output_lengths(src, opts), device=device)  # (B,)
+    limits = torch.tensor(max_output_lengths(src, opts, prefixes), device=device)  # (B,)
     finished: list[list[Hypothesis]] = [[] for _ in range(n_sent)]
     n_finished = torch.zeros(n_sent, dtype=torch.long, device=device)  # (B,)
     with torch.inference_mode():
         # K rows per sentence; all beams start as <bos>, and only the first may extend at step 1.
         expand = torch.arange(n_sent, device=device).repeat_interleave(k)  # (N,)
-        stepper = _Stepper(model, model.encode(src), opts, expand, beams=k)
+        stepper = _Stepper(model, model.encode(src), opts, expand, beams=k, prefixes=prefixes)
         sentences = torch.arange(n_sent, device=device)  # (B',) live sentences; sentence j owns rows j*K .. j*K+K-1
         prefix = torch.full((n_sent * k, 1), opts.bos_id, dtype=torch.long, device=device)  # (N,T)
         first = torch.tensor([0.0] + [-math.inf] * (k - 1), device=device)
@@ -186,7 +251,8 @@ def beam_search_nbest(
         rank = torch.arange(2 * k, device=device)  # (2K,)
         length = 0  # tokens generated by every live beam
         while True:
-            step = _top_continuations(stepper, stepper.logits(prefix), scores, k)
+            row_sentences = sentences.repeat_interleave(k)  # (N,)
+            step = _top_continuations(stepper.log_probs(prefix, row_sentences, lambda: prefix[:, 1:]), scores, k)
             length += 1
             finite, eos = step.scores > -math.inf, step.tokens == opts.eos_id  # (B',2K)
             last = limits[sentences] <= length  # (B',) the length limit: every top-K candidate finishes
@@ -215,6 +281,41 @@ def beam_search_nbest(
             scores = new_scores.view(-1)
             stepper.select(index)
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[:k] for hyps in finished]
+
+
+@dataclass
+class Forced:
+    """What the model gives a known output (teacher forcing): its score, token by token, and the attention."""
+
+    token_log_probs: list[list[float]]  # per sentence: log P(y_t | y_<t, x) of each target token, then of <eos>
+    cross: list[Tensor] | None  # per sentence (L,H,T+1,S_b) cross-attention (need_weights); row t produced y_t
+
+
+def force_decode(model: Seq2SeqModel, src: Tensor, targets: Sequence[Sequence[int]],
+                 opts: DecodeOptions | None = None, need_weights: bool = False) -> Forced:
+    """src (B,S) and one target (ids, without <bos>/<eos>) per sentence -> `Forced`: one pass of the model's
+    `encode` / `decode` / `logits` over <bos> y, scored against y <eos> (a plain softmax over the vocabulary,
+    as the searches score: their log_prob of an output equals the sum here when no option reshapes it)."""
+    opts = opts or DecodeOptions()
+    _check(model, src, opts)
+    if len(targets) != src.size(0):
+        raise ValueError(f"{len(targets)} targets for {src.size(0)} sentences")
+    width = max(len(t) for t in targets) + 1
+    tgt_in = torch.full((len(targets), width), opts.pad_id, dtype=torch.long, device=src.device)  # (B,T+1)
+    tgt_out = tgt_in.clone()  # (B,T+1) what each position should predict
+    for r, t in enumerate(targets):
+        tgt_in[r, : len(t) + 1] = torch.tensor([opts.bos_id, *t])
+        tgt_out[r, : len(t) + 1] = torch.tensor([*t, opts.eos_id])
+    with torch.inference_mode():
+        out = model.decode(tgt_in, memory=model.encode(src), need_weights=need_weights)
+        log_probs = model.logits(out.hidden).float().log_softmax(dim=2)  # (B,T+1,V)
+        picked = log_probs.gather(2, tgt_out[:, :, None]).squeeze(2)  # (B,T+1)
+    n_src = (src != opts.pad_id).sum(dim=1).tolist()
+    cross = None
+    if need_weights:
+        stacked = torch.stack(out.cross_attention, dim=1).float()  # (B,L,H,T+1,S)
+        cross = [stacked[r, :, :, : len(t) + 1, : n_src[r]] for r, t in enumerate(targets)]
+    return Forced([row[: len(t) + 1] for row, t in zip(picked.tolist(), targets)], cross)
 
 
 def top_k(x: Tensor, k: int, block: int = 64) -> tuple[Tensor, Tensor]:
@@ -258,11 +359,18 @@ class _Stepper:
     """Next-token logits for live rows, incrementally (KV cache) or by re-running the prefix."""
 
     def __init__(self, model: Seq2SeqModel, memory: Any, opts: DecodeOptions, expand: Tensor | None = None,
-                 beams: int = 1) -> None:
-        """expand (N,): the sentence of each row, when sentences get `beams` rows each (sentence-major)."""
+                 beams: int = 1, prefixes: Prefixes = None) -> None:
+        """expand (N,): the sentence of each row, when sentences get `beams` rows each (sentence-major).
+        prefixes: per sentence, the target ids its first steps are forced to."""
         self.model, self.opts = model, opts
         self.memory, self.state = memory, None
         self.specials: Tensor | None = None
+        self.steps = 0  # tokens generated so far by every live row
+        self.forced: Tensor | None = None  # (B,P) each sentence's prefix ids, -1 after its end
+        if prefixes is not None and any(prefixes):
+            width = max(len(p) for p in prefixes)
+            self.forced = torch.tensor([[*p, *[-1] * (width - len(p))] for p in prefixes],
+                                       dtype=torch.long, device=memory_device(memory))
         if opts.use_cache:
             self.state = model.start_decoding(memory)  # cross-attention k/v once per sentence
             if beams > 1 and hasattr(self.state, "expand_beams"):
@@ -279,6 +387,16 @@ class _Stepper:
         hidden = self.model.decode(prefix, memory=self.memory).hidden  # (N,T,D): the whole prefix again
         return self.model.logits(hidden[:, -1]).float()  # (N,V)
 
+    def log_probs(self, prefix: Tensor, sentences: Tensor, history: Callable[[], Tensor]) -> Tensor:
+        """prefix (N,T) as for `logits`, sentences (N,) the sentence of each row, history() the (N,t) ids each
+        row has generated -> (N,V) next-token log-probabilities under the options' rules (see `_constrain`);
+        call once per step."""
+        step, self.steps = self.steps, self.steps + 1
+        forced = None
+        if self.forced is not None and step < self.forced.size(1):
+            forced = self.forced[sentences, step]  # (N,) the forced token, -1 where the prefix has ended
+        return self.never_emitted(_constrain(self.logits(prefix), self.opts, step, history, forced))
+
     def never_emitted(self, logits: Tensor) -> Tensor:
         """<pad> and <bos> set to -inf, in place: (N,V) -> (N,V)."""
         if self.specials is None or self.specials.device != logits.device:
@@ -291,6 +409,49 @@ class _Stepper:
             self.state.select(index)
         else:
             self.memory = _select_rows(self.memory, index)
+
+
+def _constrain(logits: Tensor, opts: DecodeOptions, step: int, history: Callable[[], Tensor],
+               forced: Tensor | None) -> Tensor:
+    """Next-token logits (N,V) -> log-probabilities (N,V) under the options' rules, at `step` (tokens generated):
+    repetition_penalty divides a positive logit of a token already generated by the penalty and multiplies a
+    negative one (Keskar et al. 2019, CTRL), before the softmax; then <eos> is forbidden before
+    min_decoding_length, every token that would repeat an n-gram of no_repeat_ngram_size is forbidden, and a
+    row with a forced token (forced (N,) >= 0) may only take that one, at its own log-probability."""
+    if opts.repetition_penalty != 1.0 and step:
+        seen = history()  # (N,t)
+        picked = logits.gather(1, seen)  # (N,t)
+        penalised = torch.where(picked > 0, picked / opts.repetition_penalty, picked * opts.repetition_penalty)
+        logits = logits.scatter(1, seen, penalised)
+    log_probs = logits.log_softmax(dim=1)  # (N,V), normalised over all V (<pad>/<bos> too)
+    keep = None if forced is None else log_probs.gather(1, forced.clamp(min=0)[:, None])  # (N,1)
+    if step < opts.min_decoding_length:
+        log_probs[:, opts.eos_id] = -math.inf
+    if opts.no_repeat_ngram_size and step >= opts.no_repeat_ngram_size - 1:
+        _ban_repeats(log_probs, history(), opts.no_repeat_ngram_size)
+    if forced is not None:
+        rows = (forced >= 0).nonzero().squeeze(1)  # (F,)
+        log_probs[rows] = -math.inf
+        log_probs[rows, forced[rows]] = keep[rows, 0]
+    return log_probs
+
+
+def _ban_repeats(log_probs: Tensor, history: Tensor, n: int) -> None:
+    """In place: -inf for each token that would end an n-gram already in the row's history (N,t)."""
+    if history.size(1) < n:
+        return
+    windows = history.unfold(1, n, 1)  # (N,W,n) every n-gram of each row
+    tail = history[:, history.size(1) - n + 1:]  # (N,n-1) what the next token would extend
+    match = (windows[:, :, :-1] == tail[:, None, :]).all(dim=2)  # (N,W)
+    rows, where = match.nonzero(as_tuple=True)
+    log_probs[rows, windows[rows, where, -1]] = -math.inf
+
+
+def memory_device(memory: Any) -> torch.device:
+    """The device of a memory: a tensor, or the first tensor field of a dataclass."""
+    if isinstance(memory, Tensor):
+        return memory.device
+    return next(v.device for v in vars(memory).values() if isinstance(v, Tensor))
 
 
 def _select_rows(memory: Any, index: Tensor) -> Any:

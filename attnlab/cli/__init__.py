@@ -1,6 +1,6 @@
 """The `attnlab` command line: argparse subcommands, each only wiring library pieces together.
 
-One module per command (data, train, translate, evaluate, average, serve, export, align, viz, w2v), each with
+One module per command (data, train, translate, score, evaluate, average, serve, export, align, viz, w2v), each with
 `register(subparsers)` and its `cmd_*` functions; `common.py` holds the one line of JSON they print. The
 library never imports this package. Errors a user can cause (bad input, missing or corrupt files, unknown
 config keys) become one line on stderr and exit status 2 (`error_line`); an interrupt exits with 130.
@@ -12,10 +12,10 @@ import argparse
 import logging
 import sys
 
-from attnlab.cli import align, average, data, evaluate, export, serve, train, translate, viz, w2v
+from attnlab.cli import align, average, data, evaluate, export, score, serve, train, translate, viz, w2v
 from attnlab.errors import AttnlabError
 
-COMMANDS = (data, train, translate, evaluate, average, serve, export, align, viz, w2v)
+COMMANDS = (data, train, translate, score, evaluate, average, serve, export, align, viz, w2v)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """The HTTP API and the page: `create_app(translator, settings)` returns a FastAPI app for any engine.
 
-    POST /v1/translate  {"texts": [...], "beam": 4, "attention": false, "attention_layers": false}
-                        -> {"translations": [...], "attention": null | [...], "model": {...}, "timing_ms": ...}
+    POST /v1/translate  {"texts": [...], "beam": 4, "attention": false, "attention_layers": false, and the
+                        options below} -> {"translations": [...], "attention": null | [...],
+                        "hypotheses": null | [...], "model": {...}, "timing_ms": ...}
     GET  /v1/health     liveness and batching counters
     GET  /v1/model      direction, sizes, vocabulary, decoding defaults, training scores, request limits
     GET  /openapi.json  FastAPI's schema of the above (the interactive docs are off: they load from a CDN)
@@ -11,6 +12,13 @@ With "attention": true each translation comes with its source and target subword
 decoder's cross-attention over the source, (T, S): averaged over heads and layers, and with
 "attention_layers": true also per layer, (L, T, S), averaged over heads. Row t is the step that
 produced target piece t (the last is <eos>); each row sums to 1.
+
+Decoding options (`TranslateRequest` documents each in the OpenAPI schema): "n_best", "scores", "prefix"
+(a target start, one for all texts or one per text), "alignment" (with "alignment_layer"),
+"replace_unknowns", "sample" ("topk" / "topp" with "top_k", "top_p", "temperature", "seed"), and
+"max_decoding_length", "min_decoding_length", "no_repeat_ngram_size", "repetition_penalty" (CTranslate2's
+names; passed to CTranslate2 on that engine). With any of them, "hypotheses" holds per text the n-best
+translations with their scores (and alignments); "translations" holds the best of each.
 
 Every error is JSON {"error": "..."} naming what is wrong: 400 malformed JSON, 413 body too large,
 415 not JSON, 422 wrong types / empty list / over-limit texts, 404/405 unknown route or method,
@@ -26,7 +34,7 @@ import time
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,8 +44,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from attnlab import checkpoint
+from attnlab.errors import AttnlabError
 from attnlab.model import count_parameters
-from attnlab.serve.batcher import Batcher, QueueFullError
+from attnlab.serve.batcher import Batcher, Detail, QueueFullError
 from attnlab.serve.settings import ServeSettings
 from attnlab.tokenizer import encodable
 from attnlab.translate.base import TranslatorBase
@@ -71,9 +80,20 @@ class AttentionResult(BaseModel):
         None, description="(L, T, S) cross-attention per decoder layer, averaged over heads (on request)")
 
 
+class HypothesisResult(BaseModel):
+    translation: str
+    score: float = Field(description="log_prob over the length penalty ((5 + length) / 6) ** length_penalty")
+    log_prob: float = Field(description="the model's log-probability of the translation, <eos> included")
+    alignment: str | None = Field(None, description="source-target word links, fast_align's `i-j` (on request)")
+    source_words: list[str] | None = Field(None, description="the source words the links count (on request)")
+    target_words: list[str] | None = Field(None, description="the target words the links count (on request)")
+
+
 class TranslateResponse(BaseModel):
     translations: list[str] = Field(description="one translation per text, in order")
     attention: list[AttentionResult] | None = Field(None, description="one per text when asked for")
+    hypotheses: list[list[HypothesisResult]] | None = Field(
+        None, description="per text, the n-best translations, best first (with any decoding option)")
     model: ModelSummary
     timing_ms: float = Field(description="time spent on the request in the server")
 
@@ -111,8 +131,35 @@ def request_model(settings: ServeSettings) -> type[BaseModel]:
                                  description="beam size (1: greedy); default: the model's")
         attention: bool = Field(False, description="also return tokens and cross-attention per text")
         attention_layers: bool = Field(False, description="with attention: also the map of each layer")
+        n_best: int | None = Field(None, ge=1, le=settings.max_beam,
+                                   description="hypotheses per text (at most the beam; with sampling: draws)")
+        scores: bool = Field(False, description="return hypotheses with their scores even for n_best 1")
+        prefix: Text | list[Text] | None = Field(
+            None, description="target text every translation starts with and continues: one for every text, or one "
+                              "per text (interactive translation)")
+        alignment: bool = Field(False, description="source-target word links of each hypothesis, from the "
+                                                   "cross-attention")
+        alignment_layer: int | None = Field(None, ge=0, description="decoder layer whose heads give alignments "
+                                                                     "(default: every layer)")
+        replace_unknowns: bool = Field(False, description="replace each <unk> with the source word it attends to most")
+        sample: Literal["topk", "topp"] | None = Field(None, description="sample tokens instead of searching")
+        top_k: int | None = Field(None, ge=1, description="sample = topk: draw from the k most likely tokens")
+        top_p: float | None = Field(None, gt=0, le=1, description="sample = topp: the probability mass drawn from")
+        temperature: float | None = Field(None, gt=0, description="sampling: logits divided by this")
+        seed: int | None = Field(None, ge=0, description="sampling: seed of the draws")
+        max_decoding_length: int | None = Field(None, ge=1, le=settings.max_output_tokens,
+                                                description="longest output in subwords")
+        min_decoding_length: int | None = Field(None, ge=0, le=settings.max_output_tokens,
+                                                description="shortest output in subwords")
+        no_repeat_ngram_size: int | None = Field(None, ge=0, description="no n-gram of this size twice in an output")
+        repetition_penalty: float | None = Field(None, gt=0, description="> 1: tokens already output less likely")
 
     return TranslateRequest
+
+
+DECODE_FIELDS = ("n_best", "sample", "top_k", "top_p", "temperature", "seed", "max_decoding_length",
+                 "min_decoding_length", "no_repeat_ngram_size", "repetition_penalty")  # DecodeConfig's
+DETAIL_FIELDS = (*DECODE_FIELDS, "scores", "prefix", "alignment", "replace_unknowns")  # any: hypotheses
 
 
 # -- the app ----------------------------------------------------------------------------------------
@@ -121,6 +168,43 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+def request_detail(body: Any, translator: TranslatorBase, beam: int, info: ModelInfo) -> Detail | None:
+    """The decoding options of a request that asks for any (None: a plain translation); a value the options
+    refuse (n_best over the beam, a layer the model lacks) is a 422 naming it."""
+    if not any(getattr(body, name) not in (None, False) for name in DETAIL_FIELDS):
+        return None
+    if (body.alignment or body.replace_unknowns) and not getattr(translator, "alignments", False):
+        raise ApiError(422, "alignment: this engine gives no attention to align words with")
+    layers = info.sizes["decoder_layers"]
+    if body.alignment_layer is not None and body.alignment_layer >= layers:
+        raise ApiError(422, f"alignment_layer: must be below the model's {layers} decoder layers, "
+                            f"got {body.alignment_layer}")
+    try:
+        opts = translator.options(beam, **{name: getattr(body, name) for name in DECODE_FIELDS})
+    except AttnlabError as e:
+        raise ApiError(422, f"{(e.field or 'options').removeprefix('decode.')}: {e.message}") from None
+    return Detail(opts, body.alignment, body.alignment_layer, body.replace_unknowns)
+
+
+def request_prefixes(body: Any) -> list[str] | None:
+    """One target prefix per text (None: no prefix); a list of the wrong length is a 422."""
+    if body.prefix is None or isinstance(body.prefix, str):
+        return None if not body.prefix else [body.prefix] * len(body.texts)
+    if len(body.prefix) != len(body.texts):
+        raise ApiError(422, f"prefix: {len(body.prefix)} prefixes for {len(body.texts)} texts")
+    return list(body.prefix)
+
+
+def hypothesis_result(t: Any, alignment: bool) -> HypothesisResult:
+    """A Translation (attnlab.translate.base) as the response gives it."""
+    from attnlab.translate.alignment import pharaoh
+
+    return HypothesisResult(translation=t.text, score=round(t.score, DIGITS), log_prob=round(t.log_prob, DIGITS),
+                            alignment=pharaoh(t.alignment) if alignment else None,
+                            source_words=t.source_words if alignment else None,
+                            target_words=t.target_words if alignment else None)
 
 
 def create_app(translator: TranslatorBase, settings: ServeSettings, *, run_dir: str | Path | None = None) -> FastAPI:
@@ -141,12 +225,13 @@ def create_app(translator: TranslatorBase, settings: ServeSettings, *, run_dir: 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
     attention_maps = getattr(translator, "attention_maps", True)  # engines say; a bare translator is taken at its word
-    _add_api(app, batcher, settings, model_info(translator, settings, run_dir), attention_maps)
+    _add_api(app, batcher, translator, settings, model_info(translator, settings, run_dir), attention_maps)
     _add_page(app)
     return app
 
 
-def _add_api(app: FastAPI, batcher: Batcher, settings: ServeSettings, info: ModelInfo, attention_maps: bool) -> None:
+def _add_api(app: FastAPI, batcher: Batcher, translator: TranslatorBase, settings: ServeSettings, info: ModelInfo,
+             attention_maps: bool) -> None:
     TranslateRequest = request_model(settings)
     summary = ModelSummary(name=info.name, direction=info.direction)
     errors = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
@@ -161,17 +246,30 @@ def _add_api(app: FastAPI, batcher: Batcher, settings: ServeSettings, info: Mode
             raise ApiError(422, f"texts: at most {settings.max_attention_texts} texts per request with "
                                 f"attention, got {len(body.texts)}")
         beam = body.beam if body.beam is not None else info.decode["beam"]  # one batch group per beam
+        detail = request_detail(body, translator, beam, info)
+        prefixes = request_prefixes(body)
+        hypotheses = None
         try:
+            if detail is not None:
+                results = await batcher.hypotheses(body.texts, detail, prefixes)
+                hypotheses = [[hypothesis_result(t, detail.alignment) for t in ts] for ts in results]
+                translations = [ts[0].translation if ts else "" for ts in hypotheses]
             if body.attention:
-                maps = await batcher.attention(body.texts, beam)
+                maps = await (batcher.attention(body.texts, beam) if detail is None
+                              else batcher.hypotheses(body.texts, detail, prefixes, attention=True))
                 translations = [m.translation if m is not None else "" for m in maps]
                 attention = [attention_result(m, body.attention_layers) for m in maps]
             else:
-                translations, attention = await batcher.translate(body.texts, beam), None
+                attention = None
+                if detail is None:
+                    translations = await batcher.translate(body.texts, beam)
         except QueueFullError as e:
             raise ApiError(503, f"server busy: {e}; retry later") from None
+        except AttnlabError as e:
+            raise ApiError(422, str(e)) from None
         timing = round((time.perf_counter() - started) * 1000, 2)
-        return TranslateResponse(translations=translations, attention=attention, model=summary, timing_ms=timing)
+        return TranslateResponse(translations=translations, attention=attention, hypotheses=hypotheses,
+                                 model=summary, timing_ms=timing)
 
     @app.get("/v1/health", response_model=HealthResponse)
     async def health() -> HealthResponse:
@@ -217,11 +315,11 @@ def model_info(translator: TranslatorBase, settings: ServeSettings, run_dir: str
                "decoder_layers": m.n_decoder_layers, "parameters": count_parameters(m)},
         vocabulary={"size": m.vocab_size, "joint": cfg.tokenizer.joint, "model_type": cfg.tokenizer.model_type},
         decode={"beam": cfg.decode.beam, "length_penalty": cfg.decode.length_penalty,
-                "max_input_tokens": cfg.decode.max_input_tokens},
+                "max_input_tokens": cfg.decode.max_input_tokens, "alignment": getattr(translator, "alignments", False)},
         scores=load_scores(run_dir),
         limits={"max_texts": settings.max_texts, "max_chars": settings.max_chars,
                 "max_body_bytes": settings.max_body_bytes, "max_beam": settings.max_beam,
-                "max_attention_texts": settings.max_attention_texts},
+                "max_attention_texts": settings.max_attention_texts, "max_output_tokens": settings.max_output_tokens},
     )
 
 

@@ -12,9 +12,11 @@ for good; expecting the previous round's load lets those requests join one batch
 (previous round: one sentence) never waits. `max_batch = 1` turns batching off: one sentence per
 decoder call, no waiting.
 
-The model is only ever used from that one thread, never by two callers at once. Jobs of different beams,
-or asking for attention maps, share a batch but are decoded in separate calls (the Translator takes one
-beam per call, and attention maps come from a single-sentence pass).
+The model is only ever used from that one thread, never by two callers at once. Jobs of different beams
+or decoding options, or asking for attention maps or hypotheses, share a batch but are decoded in separate
+calls (the Translator takes one set of options per call, and attention maps come from a single-sentence
+pass). So sampled outputs depend on the seed, the texts and the requests with the same options that share
+their batch.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from attnlab.decoding import DecodeOptions
 from attnlab.errors import AttnlabError
 from attnlab.translate.base import TranslatorBase
 
@@ -36,12 +39,25 @@ class QueueFullError(Exception):
     """More sentences are waiting than the queue takes; the caller should retry later."""
 
 
+@dataclass(frozen=True)
+class Detail:
+    """How to decode jobs whose results are hypotheses (`TranslatorBase.translate_hypotheses`)."""
+
+    opts: DecodeOptions
+    alignment: bool = False
+    alignment_layer: int | None = None
+    replace_unknowns: bool = False
+
+
 @dataclass
 class _Job:
     text: str
     beam: int | None
     attention: bool  # True: the result is the Translator's AttentionMaps (None for an empty sentence)
     future: asyncio.Future
+    detail: Detail | None = None  # set: the result is the text's list of Translations (with attention: the
+    # maps, from a decode with detail.opts)
+    prefix: str = ""  # the target start the outputs continue
 
 
 @dataclass
@@ -93,13 +109,20 @@ class Batcher:
         """One AttentionMaps per text (None where the text has no tokens), in order."""
         return await self._submit(texts, beam, attention=True)
 
-    async def _submit(self, texts: Sequence[str], beam: int | None, attention: bool) -> list[Any]:
+    async def hypotheses(self, texts: Sequence[str], detail: Detail, prefixes: Sequence[str] | None = None,
+                         attention: bool = False) -> list[Any]:
+        """One list of Translations per text (with `attention`: one AttentionMaps or None), in order."""
+        return await self._submit(texts, None, attention, detail, prefixes)
+
+    async def _submit(self, texts: Sequence[str], beam: int | None, attention: bool, detail: Detail | None = None,
+                      prefixes: Sequence[str] | None = None) -> list[Any]:
         if self._queue is None:
             raise RuntimeError("Batcher.start() has not been called")
         if self._queue.qsize() + len(texts) > self.max_queue:
             raise QueueFullError(f"{self._queue.qsize()} sentences are waiting (the queue takes {self.max_queue})")
         loop = asyncio.get_running_loop()
-        jobs = [_Job(text, beam, attention, loop.create_future()) for text in texts]
+        prefixes = prefixes or [""] * len(texts)
+        jobs = [_Job(text, beam, attention, loop.create_future(), detail, prefix) for text, prefix in zip(texts, prefixes)]
         for job in jobs:
             self._queue.put_nowait(job)
         return list(await asyncio.gather(*(job.future for job in jobs)))
@@ -134,14 +157,13 @@ class Batcher:
     async def _process(self, batch: list[_Job]) -> None:
         if not batch:
             return
-        groups: dict[tuple[int | None, bool], list[_Job]] = {}
+        groups: dict[tuple[int | None, bool, Detail | None], list[_Job]] = {}
         for job in batch:
-            groups.setdefault((job.beam, job.attention), []).append(job)
+            groups.setdefault((job.beam, job.attention, job.detail), []).append(job)
         loop = asyncio.get_running_loop()
-        for (beam, attention), jobs in groups.items():
-            texts = [job.text for job in jobs]
+        for (beam, attention, detail), jobs in groups.items():
             try:
-                results = await loop.run_in_executor(self._executor, self._decode, texts, beam, attention)
+                results = await loop.run_in_executor(self._executor, self._decode, jobs, beam, attention, detail)
             except asyncio.CancelledError:  # stop() while decoding: nobody will answer these
                 _settle(batch, error=AttnlabError("the server is shutting down"))
                 raise
@@ -155,18 +177,27 @@ class Batcher:
         self.stats.sentences += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
 
-    def _decode(self, texts: list[str], beam: int | None, attention: bool) -> list[Any]:
+    def _decode(self, jobs: list[_Job], beam: int | None, attention: bool, detail: Detail | None) -> list[Any]:
         """Runs in the decoder thread."""
-        if not attention:
+        texts = [job.text for job in jobs]
+        if attention:
+            return [self._attention_one(job, beam) for job in jobs]
+        if detail is None:
             return self.translator.translate(texts, beam)
-        return [self._attention_one(text, beam) for text in texts]
+        return self.translator.translate_hypotheses(
+            texts, detail.opts, prefixes=[job.prefix for job in jobs], alignment=detail.alignment,
+            alignment_layer=detail.alignment_layer, replace_unknowns=detail.replace_unknowns)
 
-    def _attention_one(self, text: str, beam: int | None) -> Any:
-        if not text.strip():
+    def _attention_one(self, job: _Job, beam: int | None) -> Any:
+        if not job.text.strip():
             return None
         try:
-            return self.translator.attention(text, beam)
-        except AttnlabError:  # the text normalises to no tokens at all
+            if job.detail is None:
+                return self.translator.attention(job.text, beam)
+            return self.translator.attention(job.text, opts=job.detail.opts, prefix=job.prefix)
+        except AttnlabError as e:  # the text normalises to no tokens at all
+            if e.field is not None:  # ... but not an option's error: that one fails the request
+                raise
             return None
 
 

@@ -20,6 +20,7 @@ class ServeSettings:
     max_body_bytes: int = 512 * 1024  # request body size; larger bodies get 413
     max_beam: int = 8  # largest beam a request may ask for
     max_attention_texts: int = 8  # texts per request when attention maps are asked for
+    max_output_tokens: int = 512  # largest max_decoding_length (and min_decoding_length) a request may ask for
     max_batch: int = 32  # sentences per decoder call; 1 turns batching off (one sentence at a time)
     batch_window_ms: float = 50.0  # the longest the first sentence of a batch waits for others to join
     # (it waits only while fewer sentences are in hand than were in flight in the previous round)
@@ -29,7 +30,7 @@ class ServeSettings:
 
     def validate(self) -> None:
         """Raise AttnlabError naming (as its `field`) the first value out of range."""
-        positive = ("max_texts", "max_chars", "max_body_bytes", "max_beam", "max_attention_texts",
+        positive = ("max_texts", "max_chars", "max_body_bytes", "max_beam", "max_attention_texts", "max_output_tokens",
                     "max_batch", "max_queue", "max_connections")
         for name in positive:
             if getattr(self, name) < 1:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from attnlab import checkpoint
 from attnlab.data.batching import pad_sources
+from attnlab.decoding import DecodeOptions
 from attnlab.errors import AttnlabError
 from attnlab.model import Seq2SeqTransformer
 from attnlab.tokenizer import BOS, EOS
@@ -34,6 +35,7 @@ class Translator(TranslatorBase):
     """attnlab's own PyTorch model and search."""
 
     attention_maps = True
+    alignments = True
     model: Seq2SeqTransformer
 
     @classmethod
@@ -42,12 +44,18 @@ class Translator(TranslatorBase):
         return cls(run.cfg, run.tokenizer, run.model)
 
     @torch.inference_mode()
-    def attention(self, line: str, beam: int | None = None) -> AttentionMaps:
-        """Translate one line, then rerun the decoder on the result with weights returned."""
+    def attention(self, line: str, beam: int | None = None, opts: DecodeOptions | None = None,
+                  prefix: str = "") -> AttentionMaps:
+        """Translate one line (with `opts` and a target `prefix` when given), then rerun the decoder on the
+        result with weights returned."""
         src_ids = self.encode([line])[0]
         if not src_ids:
             raise AttnlabError("cannot show attention for an empty sentence")
-        hyp = self.translate_ids([src_ids], beam)[0]
+        if opts is None and not prefix:
+            hyp = self.translate_ids([src_ids], beam)[0]
+        else:
+            starts = [self.encode_target([prefix])[0]] if prefix else None
+            hyp = self.hypotheses_batch([src_ids], opts or self.options(beam), starts)[0][0].tokens
         src = pad_sources([src_ids])  # (1,S)
         tgt_in = torch.tensor([[BOS, *hyp]])  # (1,T)
         memory = self.model.encode(src, need_weights=True)
