@@ -1,8 +1,9 @@
 """Settings of the cross-lingual word spaces that the command line builds: plain data, no numpy.
 
 Owns `JointConfig` (how the pseudo-bilingual corpus of attnlab/align/joint.py is built and the
-joint space searched) and `CSLS_K`, the neighbourhood size of CSLS (Conneau et al. 2018), so that
-`attnlab align --help` can show the defaults without importing the Word2Vec trainer.
+joint space searched), `CSLS_K`, the neighbourhood size of CSLS (Conneau et al. 2018), and `POOLS`,
+the ways attnlab/align/sentences.py pools a sentence's encoder states, so that `attnlab align --help`
+can show the defaults and choices without importing numpy, torch or the Word2Vec trainer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from attnlab.errors import AttnlabError
 
 CSLS_K = 10  # neighbourhood size of the CSLS penalty, as in Conneau et al.
+POOLS = ("mean", "max")  # a sentence's vector: the mean or the elementwise max of its encoder states
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
     attnlab align translate --aligned DIR 猫 书 跑 [--reverse] [--method csls|cosine] [-n 5] [--json]
     attnlab align eval --aligned DIR --dict test.tsv
     attnlab align joint ... / attnlab align lexicon ...   (from parallel sentences: attnlab/cli/align_joint.py)
+    attnlab align sentences --model RUN ...              (sentence retrieval: attnlab/cli/align_sentences.py)
 
 The alignment itself is `attnlab.align`'s. Vectors are a vectors folder or a word2vec .txt/.bin file. Fitting
 follows Artetxe et al. 2016 / Conneau et al. 2018 (see attnlab/align/procrustes.py); fit and eval print one
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 
 from attnlab.cli.align_joint import register_joint
+from attnlab.cli.align_sentences import register_sentences
 from attnlab.cli.common import print_json
 from attnlab.errors import AttnlabError
 
@@ -39,7 +41,7 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `align` (with `fit`, `translate`, `eval`, `joint` and `lexicon`) to the `attnlab` parser."""
+    """Add `align` (with `fit`, `translate`, `eval`, `joint`, `lexicon` and `sentences`) to the `attnlab` parser."""
     p = sub.add_parser("align", help="map Chinese and English word vectors into one space; translate words",
                        description="Align two word-vector sets with orthogonal Procrustes. "
                                    "`attnlab align --src ...` is short for `attnlab align fit --src ...`.")
@@ -66,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_align_eval)
 
     register_joint(asub)
+    register_sentences(asub)
 
 
 def cmd_align_fit(args: argparse.Namespace) -> int:

@@ -1,0 +1,55 @@
+"""`attnlab align sentences`: find each test sentence's translation by the meaning the encoder gives it.
+
+    attnlab align sentences --model RUN [--split test|dev|FILE] [--pool mean|max] [--no-center] [--limit N]
+
+Pools the model's encoder states of every distinct Chinese and English sentence of a split and prints
+one line of JSON: P@1/5/10 of retrieving the translation, zh→en and en→zh, cosine and CSLS
+(attnlab/align/sentences.py). `register_sentences(asub)` adds it under `attnlab align`; the heavy
+imports wait until it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from attnlab.align.config import POOLS
+from attnlab.cli.common import print_json
+from attnlab.errors import AttnlabError
+
+
+def register_sentences(asub: argparse._SubParsersAction) -> None:
+    """Add `sentences` to the subcommands of `attnlab align`."""
+    p = asub.add_parser("sentences", help="sentence retrieval by pooled encoder states: P@k zh->en and en->zh",
+                        description="Encode every distinct Chinese and English sentence of a split with the model's "
+                                    "encoder, pool its states into one vector each, and score how often a sentence's "
+                                    "nearest neighbour in the other language is its translation (cosine and CSLS).")
+    p.add_argument("--model", type=Path, required=True, help="a trained run directory (its vocabulary must be joint)")
+    p.add_argument("--split", default="test",
+                   help="'test', 'dev' (the run's own splits) or a TSV of pairs, Tatoeba or zh TAB en (default: test)")
+    p.add_argument("--pool", choices=POOLS, default="mean", help="pool the states by their mean or elementwise max "
+                                                                 "(default: mean)")
+    p.add_argument("--no-center", action="store_true", help="keep each language's mean vector (default: removed)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N pairs of the split (default: 0 = all)")
+    p.set_defaults(func=cmd_align_sentences)
+
+
+def cmd_align_sentences(args: argparse.Namespace) -> int:
+    from attnlab.align.sentences import evaluate_sentences
+    from attnlab.checkpoint import load_run
+    from attnlab.data.parallel import load_pairs
+
+    if args.limit < 0:
+        raise AttnlabError(f"must be >= 0, got {args.limit}", field="limit")
+    run = load_run(args.model)
+    path = {"test": run.cfg.data.test, "dev": run.cfg.data.dev}.get(args.split, args.split)
+    if not path:
+        raise AttnlabError(f"{args.model} names no {args.split} split; give a TSV file", field="split")
+    pairs = load_pairs(path, "zh-en").pairs  # (zh, en), whatever the model's direction
+    if args.limit:
+        pairs = pairs[:args.limit]
+    scores = evaluate_sentences(run.model, run.tokenizer, pairs, pool=args.pool, center=not args.no_center,
+                                batch_size=args.batch_size)
+    return print_json(model=str(args.model), direction=run.cfg.direction, split=str(path), pool=args.pool,
+                      center=not args.no_center, **scores)

@@ -1,0 +1,96 @@
+"""Tests for attnlab.align.sentences: pooling and retrieval P@k by hand, the encoder read through a stub
+model, and `attnlab align sentences` on the tiny trained run."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from attnlab.align import sentences
+from attnlab.cli import main
+from attnlab.errors import AttnlabError
+from attnlab.model import Memory
+
+
+def test_pool_states_by_hand() -> None:
+    states = torch.tensor([[[1.0, 4.0], [3.0, 0.0], [9.0, 9.0]],   # the third position is padding
+                           [[2.0, -1.0], [0.0, 0.0], [0.0, 0.0]]])  # (B=2, S=3, D=2)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    torch.testing.assert_close(sentences.pool_states(states, mask, "mean"), torch.tensor([[2.0, 2.0], [2.0, -1.0]]))
+    torch.testing.assert_close(sentences.pool_states(states, mask, "max"), torch.tensor([[3.0, 4.0], [2.0, -1.0]]))
+    with pytest.raises(AttnlabError, match="unknown pooling 'sum'"):
+        sentences.pool_states(states, mask, "sum")
+
+
+class StubEncoder:
+    """An encoder whose state at each piece is (piece id, 1): a sentence's mean is (mean id, 1)."""
+
+    cfg = SimpleNamespace(d_model=2)
+
+    def encode(self, src: torch.Tensor) -> Memory:
+        states = torch.stack([src.float(), torch.ones_like(src, dtype=torch.float)], dim=-1)  # (B, S, 2)
+        return Memory(states, (src != 0)[:, None, None, :])
+
+
+def test_sentence_vectors_keep_the_order_given_across_batches() -> None:
+    tokenizer = SimpleNamespace(encode_src=lambda texts: [[int(c) for c in t] for t in texts])  # "46" -> [4, 6]
+    texts = ["4682", "5", "13", "777", "9"]
+    vectors = sentences.sentence_vectors(StubEncoder(), tokenizer, texts, "mean", batch_size=2)
+    np.testing.assert_allclose(vectors, [[5, 1], [5, 1], [2, 1], [7, 1], [9, 1]])
+    with pytest.raises(AttnlabError, match="batch_size must be at least 1"):
+        sentences.sentence_vectors(StubEncoder(), tokenizer, texts, batch_size=0)
+
+
+def test_retrieval_scores_by_hand() -> None:
+    # a = e1, b = e2, c = unit(e1 + e3/2); A = e1, B = e2, C = e3. c's nearest English sentence is A
+    # (cos 0.894 against 0.447 for C), a miss; every other query finds its translation, both ways.
+    c = np.array([1.0, 0.0, 0.5]) / np.linalg.norm([1.0, 0.0, 0.5])
+    zh, en = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], c]), np.eye(3)
+    pairs = [("a", "A"), ("b", "B"), ("c", "C")]
+    # CSLS with k = 1: CSLS(c, A) = 2(0.894) - 0.894 - 1 = -0.106 > CSLS(c, C) = 2(0.447) - 0.894 - 0.447 = -0.447
+    scores = sentences.retrieval_scores(zh, en, ["a", "b", "c"], ["A", "B", "C"], pairs, center=False, ks=(1, 2),
+                                        csls_k=1)
+    for method in ("cosine", "csls"):
+        assert scores["zh-en"][method] == {"p@1": 66.67, "p@2": 100.0}
+        assert scores["en-zh"][method] == {"p@1": 100.0, "p@2": 100.0}
+    assert scores["zh-en"]["queries"] == 3 and scores["en-zh"]["candidates"] == 3
+
+
+def test_a_sentence_with_two_translations_is_right_with_either() -> None:
+    # x has two translations, X1 = (0.6, -0.8) and X2 = (1, 0); its nearest is X2: right. y's nearest
+    # is Y: right. Each English sentence's nearest Chinese one is its own translation too.
+    zh, en = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.6, -0.8], [1.0, 0.0], [0.0, 1.0]])
+    pairs = [("x", "X1"), ("x", "X2"), ("y", "Y")]
+    scores = sentences.retrieval_scores(zh, en, ["x", "y"], ["X1", "X2", "Y"], pairs, center=False, ks=(1,))
+    assert scores["zh-en"]["cosine"] == {"p@1": 100.0} and scores["en-zh"]["cosine"] == {"p@1": 100.0}
+    # pairs re-drawn: y -> X1 and x -> Y. y (nearest Y) misses; X1 (nearest x) and Y (nearest y) miss
+    wrong = sentences.retrieval_scores(zh, en, ["x", "y"], ["X1", "X2", "Y"], [("x", "X2"), ("y", "X1"), ("x", "Y")],
+                                       center=False, ks=(1,))
+    assert wrong["zh-en"]["cosine"] == {"p@1": 50.0} and wrong["en-zh"]["cosine"] == {"p@1": 33.33}
+
+
+def test_attnlab_align_sentences_on_a_trained_run(tiny_run, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), "--limit", "40", "--pool", "max"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["direction"] == "zh-en" and out["pool"] == "max" and out["center"] is True
+    for name in ("zh-en", "en-zh"):
+        assert 2 <= out[name]["queries"] <= 40
+        for method in ("cosine", "csls"):
+            assert set(out[name][method]) == {"p@1", "p@5", "p@10"}
+            assert 0.0 <= out[name][method]["p@1"] <= out[name][method]["p@10"] <= 100.0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--limit", "-1"], "attnlab: error: --limit must be >= 0, got -1"),
+    (["--batch-size", "0"], "attnlab: error: --batch-size must be at least 1, got 0"),
+    (["--limit", "1"], "attnlab: error: sentence retrieval needs at least 2 distinct sentences a side, "
+                       "got 1 Chinese and 1 English"),
+])
+def test_attnlab_align_sentences_rejects_bad_input_in_one_line(tiny_run, capsys: pytest.CaptureFixture,
+                                                               flags: list[str], message: str) -> None:
+    assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), *flags]) == 2
+    assert capsys.readouterr().err == message + "\n"
