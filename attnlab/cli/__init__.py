@@ -1,9 +1,10 @@
 """The `attnlab` command line: argparse subcommands, each only wiring library pieces together.
 
-One module per command (data, train, translate, score, evaluate, average, serve, export, align, viz, w2v), each with
-`register(subparsers)` and its `cmd_*` functions; `common.py` holds the one line of JSON they print. The
-library never imports this package. Errors a user can cause (bad input, missing or corrupt files, unknown
-config keys) become one line on stderr and exit status 2 (`error_line`); an interrupt exits with 130.
+One module per command (data, train, translate, score, evaluate, average, serve, export, align, viz, w2v,
+experiment, context), each with `register(subparsers)` and its `cmd_*` functions; `common.py` holds the
+one line of JSON they print. The library never imports this package. Errors a user can cause (bad input,
+missing or corrupt files, unknown config keys) become one line on stderr and exit status 2 (`error_line`);
+an interrupt exits with 130.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import argparse
 import logging
 import sys
 
-from attnlab.cli import align, average, data, evaluate, export, score, serve, train, translate, viz, w2v
+from attnlab.cli import (align, average, context, data, evaluate, experiment, export, score, serve, train, translate, viz,
+                         w2v)
 from attnlab.errors import AttnlabError
 
-COMMANDS = (data, train, translate, score, evaluate, average, serve, export, align, viz, w2v)
+COMMANDS = (data, train, translate, score, evaluate, average, serve, export, align, viz, w2v, experiment, context)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,6 +133,15 @@ class MultiHeadAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, n, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
 
+    def queries_keys(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """The queries (B,H,T,Dh) of x and the keys they meet (B,H,S,Dh): x's own (self-attention) or kv's
+        (cross-attention, one memory row per row of x); what the scores q·kᵀ are made of, for analysis."""
+        if self.self_attention:
+            q, k, _ = self._heads(self.in_proj(x), 3)
+            return q, k
+        (q,) = self._heads(self.q_proj(x), 1)
+        return q, kv[0]
+
     def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
         """Cross-attention keys and values of the encoder output: (B,S,D) -> 2 × (B,H,S,Dh)."""
         k, v = self._heads(self.kv_proj(memory), 2)
