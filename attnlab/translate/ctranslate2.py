@@ -9,7 +9,9 @@ Decoding follows attnlab's options (`decode` table of the config):
 so greedy outputs equal attnlab's `greedy_search` token for token. The other options map to CTranslate2's own:
     n_best                    num_hypotheses
     sample topk / topp        sampling_topk = top_k / (0 and sampling_topp = top_p), sampling_temperature,
-                              beam_size 1, seeded by `ctranslate2.set_random_seed(seed)` before each call
+                              beam_size 1, seeded by `ctranslate2.set_random_seed(seed)` before each call,
+                              on a translator started after it (CTranslate2 seeds the random generator of
+                              each worker thread once, when the thread starts)
     min_decoding_length, no_repeat_ngram_size, repetition_penalty    the same names
     max_decoding_length       through `output_limit`, as above
     target prefix             target_prefix (the output limit leaves room for one token after it)
@@ -27,7 +29,7 @@ Reference: CTranslate2 documentation, "Translation" (`Translator.translate_batch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from attnlab import checkpoint
@@ -51,9 +53,11 @@ class CT2Translator(TranslatorBase):
     one_limit = True
     alignments = True
 
-    def __init__(self, cfg: Config, tokenizer: Tokenizer, engine: ctranslate2.Translator) -> None:
+    def __init__(self, cfg: Config, tokenizer: Tokenizer, engine: ctranslate2.Translator,
+                 reload: Callable[[], ctranslate2.Translator] | None = None) -> None:
+        """reload: a fresh translator on the same model (for seeded sampling); None: sampling is unseeded."""
         super().__init__(cfg, tokenizer)
-        self.engine = engine
+        self.engine, self.reload = engine, reload
         self._src_piece, self._tgt_piece = tokenizer.src.id_to_piece, tokenizer.tgt.id_to_piece
         self._tgt_id = {tokenizer.tgt.id_to_piece(i): i for i in range(tokenizer.tgt.get_piece_size())}
 
@@ -61,12 +65,15 @@ class CT2Translator(TranslatorBase):
     def load(cls, model_dir: str | Path, threads: int = 0, compute_type: str = "default") -> CT2Translator:
         """threads: CTranslate2 intra-op threads (0: its default). compute_type: e.g. "int8" or "float32"."""
         cfg, tokenizer = checkpoint.load_export(model_dir, MODEL_FILE, "a CTranslate2", "ctranslate2")
+        def start() -> ctranslate2.Translator:
+            return ctranslate2.Translator(str(model_dir), device="cpu", compute_type=compute_type,
+                                          inter_threads=1, intra_threads=threads)
+
         try:
-            engine = ctranslate2.Translator(str(model_dir), device="cpu", compute_type=compute_type,
-                                            inter_threads=1, intra_threads=threads)
+            engine = start()
         except (RuntimeError, ValueError) as e:
             raise AttnlabError(f"CTranslate2 cannot load {model_dir}: {e}") from None
-        return cls(cfg, tokenizer, engine)
+        return cls(cfg, tokenizer, engine, start)
 
     def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions,
                         limit: int | None = None) -> list[list[int]]:
@@ -83,9 +90,11 @@ class CT2Translator(TranslatorBase):
                          prefixes: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
         """One batch sharing one output limit -> opts.n_best hypotheses each, best first, scored as attnlab does."""
         limit = max([output_limit(len(src_ids[0]), opts), *(len(p) + 1 for p in prefixes or [])])
-        if opts.sample:
+        engine = self.engine
+        if opts.sample and self.reload is not None:  # each worker thread seeds its generator once, as it starts
             ctranslate2.set_random_seed(opts.seed)
-        results = self.engine.translate_batch(
+            engine = self.reload()
+        results = engine.translate_batch(
             self._pieces(src_ids, self._src_piece),
             None if prefixes is None else [self._pieces([p], self._tgt_piece)[0] if p else None for p in prefixes],
             beam_size=1 if opts.sample else opts.beam, length_penalty=opts.length_penalty,
