@@ -73,10 +73,21 @@ def test_a_sentence_with_two_translations_is_right_with_either() -> None:
     assert wrong["zh-en"]["cosine"] == {"p@1": 50.0} and wrong["en-zh"]["cosine"] == {"p@1": 33.33}
 
 
-def test_attnlab_align_sentences_on_a_trained_run(tiny_run, capsys: pytest.CaptureFixture) -> None:
-    assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), "--limit", "40", "--pool", "max"]) == 0
+def test_short_pairs_takes_each_sentence_once_in_order() -> None:
+    pairs = [("你好", "Hello."), ("你好", "Hi."), ("这是一个很长很长的句子。", "Long."), ("谢谢", "Hello."),
+             ("再见", "Goodbye."), ("对", "Yes.")]
+    assert sentences.short_pairs(pairs, 2) == [("你好", "Hello."), ("再见", "Goodbye.")]
+    # "Hi." is short but 你好 is taken; 谢谢's "Hello." is taken; "Goodbye." is over 6 characters
+    assert sentences.short_pairs(pairs, 9, max_en=6) == [("你好", "Hello."), ("对", "Yes.")]
+
+
+def test_attnlab_align_sentences_on_a_trained_run(tiny_run, tmp_path, capsys: pytest.CaptureFixture) -> None:
+    out_png = tmp_path / "sentences.png"
+    assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), "--limit", "40", "--pool", "max",
+                 "--map", str(out_png), "--map-pairs", "6"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["direction"] == "zh-en" and out["pool"] == "max" and out["center"] is True
+    assert out["map"] == {"out": str(out_png), "pairs": 6} and out_png.read_bytes().startswith(b"\x89PNG")
     for name in ("zh-en", "en-zh"):
         assert 2 <= out[name]["queries"] <= 40
         for method in ("cosine", "csls"):
@@ -87,6 +98,7 @@ def test_attnlab_align_sentences_on_a_trained_run(tiny_run, capsys: pytest.Captu
 @pytest.mark.parametrize("flags, message", [
     (["--limit", "-1"], "attnlab: error: --limit must be >= 0, got -1"),
     (["--batch-size", "0"], "attnlab: error: --batch-size must be at least 1, got 0"),
+    (["--map-pairs", "1"], "attnlab: error: --map-pairs must be at least 2, got 1"),
     (["--limit", "1"], "attnlab: error: sentence retrieval needs at least 2 distinct sentences a side, "
                        "got 1 Chinese and 1 English"),
 ])

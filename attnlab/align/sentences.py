@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from attnlab.align import procrustes, retrieval
 from attnlab.align.config import POOLS
 from attnlab.align.space import gold_sets, precision_at_k
 from attnlab.errors import AttnlabError
+from attnlab.word2vec.vectors import WordVectors
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +101,31 @@ def retrieval_scores(zh: np.ndarray, en: np.ndarray, zh_sents: Sequence[str], en
     return out
 
 
-def evaluate_sentences(model, tokenizer, pairs: Sequence[tuple[str, str]], *, pool: str = "mean",
-                       center: bool = True, batch_size: int = 64, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
-    """Sentence retrieval P@k on (Chinese, English) pairs, both directions, cosine and CSLS (see
-    `retrieval_scores`); each distinct sentence is encoded once."""
+@dataclass
+class SentenceSpace:
+    """The distinct sentences of some (Chinese, English) pairs with one vector each; `src`, `tgt` and
+    `langs` read like an AlignedSpace's, so the bilingual map (attnlab/viz/bilingual.py) draws it."""
+
+    src: WordVectors  # (Nz, D) the distinct Chinese sentences, in first-seen order
+    tgt: WordVectors  # (Ne, D) the distinct English sentences
+    pairs: list[tuple[str, str]]  # the (zh, en) translations among them
+    langs: tuple[str, str] = ("zh", "en")
+
+    def scores(self, *, center: bool = True, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+        """Retrieval P@k both ways, cosine and CSLS (`retrieval_scores`)."""
+        return retrieval_scores(self.src.vectors, self.tgt.vectors, self.src.words, self.tgt.words, self.pairs,
+                                center=center, ks=ks)
+
+    def prepared(self, center: bool = True) -> "SentenceSpace":
+        """The same sentences with the vectors the search compares: unit rows, each language centred."""
+        prep = procrustes.normalize_embeddings if center else _unit
+        return SentenceSpace(WordVectors(self.src.words, prep(self.src.vectors)[0]),
+                             WordVectors(self.tgt.words, prep(self.tgt.vectors)[0]), self.pairs, self.langs)
+
+
+def encode_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], *, pool: str = "mean",
+                 batch_size: int = 64) -> SentenceSpace:
+    """Each distinct sentence of (Chinese, English) `pairs` encoded once and pooled (`sentence_vectors`)."""
     if pool not in POOLS:
         raise AttnlabError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLS)}", field="pool")
     if not tokenizer.joint:
@@ -114,6 +137,25 @@ def evaluate_sentences(model, tokenizer, pairs: Sequence[tuple[str, str]], *, po
         raise AttnlabError(f"sentence retrieval needs at least 2 distinct sentences a side, got "
                            f"{len(zh_sents)} Chinese and {len(en_sents)} English")
     log.info("encoding %d Chinese and %d English sentences", len(zh_sents), len(en_sents))
-    zh = sentence_vectors(model, tokenizer, zh_sents, pool, batch_size)
-    en = sentence_vectors(model, tokenizer, en_sents, pool, batch_size)
-    return retrieval_scores(zh, en, zh_sents, en_sents, pairs, center=center, ks=ks)
+    zh = sentence_vectors(model, tokenizer, zh_sents, pool, batch_size)  # (Nz, D)
+    en = sentence_vectors(model, tokenizer, en_sents, pool, batch_size)  # (Ne, D)
+    return SentenceSpace(WordVectors(zh_sents, zh), WordVectors(en_sents, en), list(pairs))
+
+
+def evaluate_sentences(model, tokenizer, pairs: Sequence[tuple[str, str]], *, pool: str = "mean",
+                       center: bool = True, batch_size: int = 64, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+    """Sentence retrieval P@k on (Chinese, English) pairs, both directions, cosine and CSLS."""
+    return encode_pairs(model, tokenizer, pairs, pool=pool, batch_size=batch_size).scores(center=center, ks=ks)
+
+
+def short_pairs(pairs: Sequence[tuple[str, str]], n: int, max_zh: int = 8, max_en: int = 24) -> list[tuple[str, str]]:
+    """The first n pairs, in order, short enough to label a map: at most `max_zh` Chinese and
+    `max_en` English characters, each sentence used once."""
+    out, seen = [], set()
+    for zh, en in pairs:
+        if len(zh) <= max_zh and len(en) <= max_en and zh not in seen and en not in seen:
+            out.append((zh, en))
+            seen.update((zh, en))
+            if len(out) == n:
+                break
+    return out

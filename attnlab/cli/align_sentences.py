@@ -1,10 +1,12 @@
 """`attnlab align sentences`: find each test sentence's translation by the meaning the encoder gives it.
 
-    attnlab align sentences --model RUN [--split test|dev|FILE] [--pool mean|max] [--no-center] [--limit N]
+    attnlab align sentences --model RUN [--split test|dev|FILE] [--pool mean|max] [--no-center] [--limit N] \\
+        [--map sentences.png [--map-pairs 20]]
 
 Pools the model's encoder states of every distinct Chinese and English sentence of a split and prints
 one line of JSON: P@1/5/10 of retrieving the translation, zh→en and en→zh, cosine and CSLS
-(attnlab/align/sentences.py). `register_sentences(asub)` adds it under `attnlab align`; the heavy
+(attnlab/align/sentences.py); with --map, draws short pairs in one map (attnlab/viz/bilingual.py).
+`register_sentences(asub)` adds it under `attnlab align`; the heavy
 imports wait until it runs.
 """
 
@@ -32,16 +34,20 @@ def register_sentences(asub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-center", action="store_true", help="keep each language's mean vector (default: removed)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N pairs of the split (default: 0 = all)")
+    p.add_argument("--map", type=Path, metavar="PNG", help="also draw short sentence pairs in one map (PNG or SVG)")
+    p.add_argument("--map-pairs", type=int, default=20, help="with --map: how many pairs to draw (default: 20)")
     p.set_defaults(func=cmd_align_sentences)
 
 
 def cmd_align_sentences(args: argparse.Namespace) -> int:
-    from attnlab.align.sentences import evaluate_sentences
+    from attnlab.align.sentences import encode_pairs, short_pairs
     from attnlab.checkpoint import load_run
     from attnlab.data.parallel import load_pairs
 
     if args.limit < 0:
         raise AttnlabError(f"must be >= 0, got {args.limit}", field="limit")
+    if args.map_pairs < 2:
+        raise AttnlabError(f"must be at least 2, got {args.map_pairs}", field="map_pairs")
     run = load_run(args.model)
     path = {"test": run.cfg.data.test, "dev": run.cfg.data.dev}.get(args.split, args.split)
     if not path:
@@ -49,7 +55,15 @@ def cmd_align_sentences(args: argparse.Namespace) -> int:
     pairs = load_pairs(path, "zh-en").pairs  # (zh, en), whatever the model's direction
     if args.limit:
         pairs = pairs[:args.limit]
-    scores = evaluate_sentences(run.model, run.tokenizer, pairs, pool=args.pool, center=not args.no_center,
-                                batch_size=args.batch_size)
+    space = encode_pairs(run.model, run.tokenizer, pairs, pool=args.pool, batch_size=args.batch_size)
+    scores = space.scores(center=not args.no_center)
+    drawn = None
+    if args.map is not None:
+        from attnlab.viz.bilingual import plot_bilingual
+
+        shown = short_pairs(pairs, args.map_pairs)
+        picture = plot_bilingual(space.prepared(center=not args.no_center), shown, args.map, max_pairs=args.map_pairs,
+                                 title="zh and en sentences by pooled encoder states; lines join translations")
+        drawn = {"out": str(picture.out), "pairs": len(picture.lines)}
     return print_json(model=str(args.model), direction=run.cfg.direction, split=str(path), pool=args.pool,
-                      center=not args.no_center, **scores)
+                      center=not args.no_center, **scores, map=drawn)
