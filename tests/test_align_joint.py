@@ -184,8 +184,9 @@ def test_attnlab_align_joint_writes_a_folder_align_eval_reads(tmp_path: Path, ca
     (tmp_path / "zh.txt").write_text("".join(" ".join(zh) + "\n" for zh, _ in pairs), encoding="utf-8")
     (tmp_path / "test.tsv").write_text("".join(f"词{k}\t{letters[f'w{k}']}\n" for k in range(10)), encoding="utf-8")
     joint_dir = tmp_path / "joint"
-    assert main(["--quiet", "align", "joint", "--zh-corpus", str(tmp_path / "zh.txt"), "--parallel", str(tmp_path / "pairs.tsv"),
-                 "--out", str(joint_dir), "--dim", "8", "--epochs", "1", "--min-count", "1"]) == 0
+    assert main(["--quiet", "align", "joint", "--zh-corpus", str(tmp_path / "zh.txt"),
+                 "--parallel", str(tmp_path / "pairs.tsv"), "--out", str(joint_dir),
+                 "--dim", "8", "--epochs", "1", "--min-count", "1"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["out"] == str(joint_dir) and printed["inputs"]["sentence_pairs"] == 300
     space = AlignedSpace.load(joint_dir)

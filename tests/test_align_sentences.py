@@ -74,8 +74,8 @@ def test_a_sentence_with_two_translations_is_right_with_either() -> None:
 
 
 def test_short_pairs_takes_each_sentence_once_in_order() -> None:
-    pairs = [("你好", "Hello."), ("你好", "Hi."), ("这是一个很长很长的句子。", "Long."), ("谢谢", "Hello."),
-             ("再见", "Goodbye."), ("对", "Yes.")]
+    pairs = [("你好", "Hello."), ("你好", "Hi."), ("这是一个很长很长的句子。", "Long."),
+             ("谢谢", "Hello."), ("再见", "Goodbye."), ("对", "Yes.")]
     assert sentences.short_pairs(pairs, 2) == [("你好", "Hello."), ("再见", "Goodbye.")]
     # "Hi." is short but 你好 is taken; 谢谢's "Hello." is taken; "Goodbye." is over 6 characters
     assert sentences.short_pairs(pairs, 9, max_en=6) == [("你好", "Hello."), ("对", "Yes.")]

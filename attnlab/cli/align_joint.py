@@ -60,7 +60,8 @@ def add_joint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=W.epochs, help=f"passes over the joint corpus (default {W.epochs})")
     p.add_argument("--min-count", type=int, default=W.min_count,
                    help=f"words seen fewer times are dropped (default {W.min_count})")
-    p.add_argument("--threads", type=int, default=W.threads, help=f"Word2Vec threads (default {W.threads}: deterministic)")
+    p.add_argument("--threads", type=int, default=W.threads,
+                   help=f"Word2Vec threads (default {W.threads}: deterministic)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seeds the shuffles and Word2Vec (default {d.seed})")
 
 
