@@ -43,8 +43,10 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `align` (with `fit`, `translate`, `eval`, `joint`, `lexicon` and `sentences`) to the `attnlab` parser."""
     p = sub.add_parser("align", help="map Chinese and English word vectors into one space; translate words",
-                       description="Align two word-vector sets with orthogonal Procrustes. "
-                                   "`attnlab align --src ...` is short for `attnlab align fit --src ...`.")
+                       description="Align two word-vector sets with orthogonal Procrustes (fit, translate, eval), "
+                                   "train one space over both languages from parallel sentences (joint), read a "
+                                   "lexicon from a model's cross-attention (lexicon), or find sentences by meaning "
+                                   "(sentences). `attnlab align --src ...` is short for `attnlab align fit --src ...`.")
     _add_fit_args(p)
     p.set_defaults(func=cmd_align_fit)
     asub = p.add_subparsers(dest="align_command", required=False, metavar="COMMAND")
