@@ -186,3 +186,11 @@ def test_results_table_markdown(tmp_path):
     text = r.write(tmp_path).joinpath("results.md").read_text()
     assert "| x\\|y | 0.123 |" in text and "| z | – |" in text and "![p.png](p.png)" in text
     assert json.loads((tmp_path / "results.json").read_text())["rows"][0]["b"] == 0.12345
+
+
+def test_scaling_heads_of_a_trained_model(tiny_run, tmp_path, capsys):
+    assert main(["-q", "experiment", "scaling", "--model", str(tiny_run), "--out", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["head"] for r in rows[:2]] == ["encoder layer 1 head 1", "encoder layer 1 head 2"] and len(rows) == 12
+    assert all(r["var_scaled"] == pytest.approx(r["var_qk"] / 8, rel=1e-3) for r in rows)
+    assert (tmp_path / "scaling-heads.png").is_file()

@@ -3,6 +3,7 @@ results table (results.json, results.md) and pictures into --out.
 
     attnlab experiment positions   --config FILE [--steps N | --minutes M] [--variants add,none] --out DIR
     attnlab experiment scaling     --config FILE [--steps N | --minutes M] [--variants sqrt,none] --out DIR
+    attnlab experiment scaling     --model runs/NAME --out DIR    (the heads of one trained model, no training)
     attnlab experiment context     --model runs/NAME --out DIR
     attnlab experiment coordinates --model runs/NAME --out DIR
     attnlab experiment order       [--model runs/NAME] --out DIR
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=Path, default=None,
                    help="positions, scaling: folder of the variants' run directories (default: runs/experiment-STUDY)")
     p.add_argument("--test-limit", type=int, default=0, help="positions, scaling: test on the first N sentences (0: all)")
-    p.add_argument("--model", type=Path, help="context, coordinates (and order): run directory of a trained model")
+    p.add_argument("--model", type=Path, help="context, coordinates, order, and scaling without --config: run "
+                   "directory of a trained model")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -69,7 +71,11 @@ def _variants(args: argparse.Namespace, known: tuple[str, ...]) -> tuple[str, ..
 def cmd_experiment(args: argparse.Namespace) -> int:
     args.out = args.out or Path("experiments") / args.study
     command = command_line(args)
-    if args.study in TRAINING:
+    if args.study == "scaling" and args.config is None and args.model is not None:
+        from attnlab.experiments import scaling
+
+        results = scaling.run_trained(args.model, args.out, command)
+    elif args.study in TRAINING:
         results = _training_study(args, command)
     elif args.study == "order":
         from attnlab.experiments import order

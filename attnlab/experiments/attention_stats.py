@@ -7,7 +7,8 @@
                  premise, mean 0 and variance 1, gives d_k)
     var_scaled   the variance of the scores the softmax sees, q·k × scale
     entropy      the mean softmax entropy of a row, in nats, against log(keys) of a uniform row
-    saturated    the share of rows whose largest weight is above 0.9: the mass sits on one key
+    saturated    the share of rows whose largest weight is above 0.9: the mass sits on one key (of the
+                 rows that have two keys or more: the decoder's first position sees only itself)
 
 Queries and keys come from each attention module's own projections (`MultiHeadAttention.queries_keys`),
 read with forward pre-hooks while `encode` and `decode` run; the model is not changed.
@@ -40,7 +41,8 @@ class _Sums:
     rows: float = 0.0  # real query rows
     entropy: float = 0.0  # Σ softmax entropy over them
     max_entropy: float = 0.0  # Σ log(keys it may attend to)
-    saturated: float = 0.0  # rows whose largest weight is above SATURATED
+    choosing: float = 0.0  # real rows with two keys or more (a row with one key is trivially all on it)
+    saturated: float = 0.0  # of those, rows whose largest weight is above SATURATED
     moments: dict[str, list] = field(default_factory=dict)  # "q"/"k" -> [count, Σx (Dh,), Σx² (Dh,)]
 
     def add_moments(self, name: str, x: Tensor) -> None:
@@ -65,7 +67,7 @@ class HeadStats:
     var_scaled: float  # variance of q·k × scale: what the softmax sees
     entropy: float  # mean row entropy, nats
     max_entropy: float  # mean log(keys) of the rows: a uniform row's entropy
-    saturated: float  # share of rows with a weight above SATURATED
+    saturated: float  # share of rows with two keys or more that put a weight above SATURATED on one
 
     def record(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -82,7 +84,9 @@ class _Collector:
         dots = q @ k.transpose(-2, -1)  # (B,H,T,S)
         weights = (dots * self.scale).masked_fill(~allowed, float("-inf")).softmax(-1).nan_to_num(0.0)  # (B,H,T,S)
         entropy = torch.special.entr(weights).sum(-1)  # (B,H,T)
-        log_keys = allowed[:, 0].sum(-1).clamp(min=1).double().log()  # (B,T)
+        n_keys = allowed[:, 0].sum(-1)  # (B,T)
+        log_keys = n_keys.clamp(min=1).double().log()  # (B,T)
+        choosing = rows & (n_keys >= 2)  # (B,T)
         keys_seen = allowed[:, 0].any(1)  # (B,S) keys some real row may attend to
         for h in range(q.size(1)):
             s = self.sums.setdefault((kind, layer, h), _Sums())
@@ -93,7 +97,8 @@ class _Collector:
             s.rows += rows.sum().item()
             s.entropy += entropy[:, h][rows].sum().item()
             s.max_entropy += log_keys[rows].sum().item()
-            s.saturated += (weights[:, h].amax(-1)[rows] > SATURATED).sum().item()
+            s.choosing += choosing.sum().item()
+            s.saturated += (weights[:, h].amax(-1)[choosing] > SATURATED).sum().item()
             s.add_moments("q", q[:, h][rows])  # (rows, Dh)
             s.add_moments("k", k[:, h][keys_seen])  # (keys, Dh)
 
@@ -105,7 +110,7 @@ class _Collector:
             (mq, vq), (mk, vk) = s.component_moments("q"), s.component_moments("k")
             predicted = (vq * vk + vq * mk.square() + mq.square() * vk).sum().item()  # var Σ q_i k_i, independent
             out.append(HeadStats(kind, layer, head, var, predicted, var * self.scale**2,
-                                 s.entropy / s.rows, s.max_entropy / s.rows, s.saturated / s.rows))
+                                 s.entropy / s.rows, s.max_entropy / s.rows, s.saturated / max(s.choosing, 1)))
         return out
 
 

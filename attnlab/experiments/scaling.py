@@ -89,8 +89,30 @@ def run(cfg: Config, out_dir: Path, runs_dir: Path, budget: Budget, command: str
         rows=rows, pictures=["scaling-curves.png", "scaling-heads.png"],
         notes=[f"d_k = {d_head} (sqrt: scores = q·k / {d_head ** 0.5:.2f}; dk: q·k / {d_head}). Attention "
                f"columns: means over every head of the encoder, decoder and cross-attention, on {dev_pairs} "
-               "teacher-forced dev pairs; var(scores) is what the softmax sees; saturated: share of rows with "
-               "a weight above 0.9 (worst head: the highest share of one head); entropy in nats. "
+               "teacher-forced dev pairs; var(scores) is what the softmax sees; saturated: share of rows (of two "
+               "keys or more) with a weight above 0.9 (worst head: the highest share of one head); entropy in nats. "
                f"Budget: {budget.describe(cfg)} per variant."],
         detail={"curves": {v.name: v.curve for v in trained},
                 "heads": {name: [s.record() for s in stats] for name, stats in per_variant.items()}})
+
+
+def run_trained(model_dir: Path, out_dir: Path, command: str, dev_pairs: int = DEV_PAIRS) -> Results:
+    """The attention statistics of one model already trained (no training): its heads against the √d argument."""
+    stats = measure(model_dir, dev_pairs)
+    plot_heads({model_dir.name: stats}, out_dir / "scaling-heads.png")
+    cfg = checkpoint.load_run_config(model_dir)
+    d_head = cfg.model.d_model // cfg.model.n_heads
+    return Results(
+        study="scaling", command=command,
+        title=f"the heads of {model_dir} (q·k divided by {cfg.model.attention_scale}) against the √d argument",
+        columns=[("head", "head"), ("var_qk", "var(q·k)"), ("predicted", "var if independent"),
+                 ("var_scaled", "var(scores)"), ("entropy", "entropy"), ("max_entropy", "uniform"),
+                 ("saturated", "saturated rows")],
+        rows=[{**s.record(), "head": f"{s.kind} layer {s.layer + 1} head {s.head + 1}"} for s in stats],
+        pictures=["scaling-heads.png"],
+        notes=[f"d_k = {d_head}: for q, k with independent components of mean 0 and variance 1 the paper's "
+               f"argument gives var(q·k) = {d_head}. Measured on {dev_pairs} teacher-forced dev pairs; "
+               "var if independent uses the measured means and variances of the components; var(scores) is "
+               "what the softmax sees; saturated: share of the rows with two keys or more that put a weight above "
+               "0.9 on one; entropy in nats."],
+        detail={"model": str(model_dir)})
