@@ -9,9 +9,9 @@ Owns `data/cedict/{all,train,test}.tsv` (shared/DATA.md, "Chinese–English dict
    `surname`, `CL:`, `see`, `abbr.`, `lit.`, `used in`, `also ...`, `classifier ...`); strip
    parentheticals, a `fig.` label, the `to ` of verbs and a leading article; keep what is then one
    alphabetic word, lowercased. Entries with the same headword are merged, first gloss first.
-3. Split by headword: rank headwords by frequency in the zh-mono corpus (`data/zh-mono/zh.txt`;
-   without it, the word frequencies of jieba's own dictionary, `jieba/dict.txt`), ties by
-   headword; the `test_size` headwords at ranks [`test_start`, `test_start + test_size`) form the
+3. Split by headword: rank headwords by the word frequencies of jieba's own dictionary
+   (`jieba/dict.txt`, a pinned package, so the split is the same whatever else was fetched first;
+   `CedictConfig.corpus` ranks by a corpus instead), ties by headword; the `test_size` headwords at ranks [`test_start`, `test_start + test_size`) form the
    test set, every other headword goes to train. No headword is in both. MUSE tests on source
    ranks 5000-6500 of Wikipedia-sized vocabularies; with a corpus of about 3M words we test on
    dictionary ranks 1000-2500 (corpus counts of roughly 100-400), skipping the most frequent
@@ -48,7 +48,7 @@ class CedictConfig:
     """How the cedict recipe reduces and splits the dictionary."""
 
     out_dir: Path = Path("data/cedict")  # where all/train/test.tsv (and README) go
-    corpus: Path | None = Path("data/zh-mono/zh.txt")  # headword frequencies; missing: jieba's dict.txt
+    corpus: Path | None = None  # rank headwords by this corpus's counts (None: jieba's dict.txt, reproducible)
     test_size: int = 1500  # headwords in the test set
     test_start: int = 1000  # frequency rank of the first test headword (0 = the most frequent)
     cache_dir: Path | None = None  # download cache (None: $ATTNLAB_CACHE or ~/.cache/attnlab)
@@ -145,11 +145,12 @@ def build_cedict(cfg: CedictConfig) -> dict:
     raw = fetch(CEDICT, cfg.cache_dir)
     text = read_utf8(raw)
     entries = parse_cedict(text, str(raw))
-    if cfg.corpus is not None and Path(cfg.corpus).is_file():
+    if cfg.corpus is None:
+        counts, frequency = jieba_counts(), "jieba/dict.txt"
+    elif Path(cfg.corpus).is_file():
         counts, frequency = corpus_counts(cfg.corpus), str(cfg.corpus)
     else:
-        log.warning("no corpus at %s: ranking headwords by jieba's dictionary frequencies", cfg.corpus)
-        counts, frequency = jieba_counts(), "jieba/dict.txt"
+        raise AttnlabError(f"no corpus at {cfg.corpus} to rank the headwords by", field="corpus")
     train, test = split_headwords(entries, counts, cfg.test_start, cfg.test_size)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
