@@ -64,9 +64,7 @@ bench-quality: setup data  ## BLEU of make demo's config on the reference budget
 	taskset -c 0 $(BIN)/python benchmarks/quality.py --name demo --config configs/zh-en-demo.toml --minutes 13 --test
 	$(BIN)/python benchmarks/tables.py --write
 
-# cedict first: its test headwords are ranked by jieba's frequencies, as in BENCHMARKS.md, only while
-# data/zh-mono does not exist yet (attnlab/data/cedict.py)
-$(ZH_MONO): | $(STAMP) $(CEDICT)
+$(ZH_MONO): | $(STAMP)
 	$(BIN)/attnlab data fetch zh-mono
 
 align: setup data $(CEDICT) $(ZH_MONO)  ## zh<->en word translation: build the joint space (runs/align-joint), print the P@k table, write it as JSON (~24 min, one core; ALIGN_MODEL=RUN adds the attention lexicon)
