@@ -2,7 +2,9 @@
 
 Types a Chinese sentence, waits for the translation, checks the heatmap (one cell per target × source
 piece, the axes labelled with the pieces the API returns, hovering a target piece lights up source pieces),
-checks that the page fetched nothing but its own server, and saves a screenshot to artifacts/.
+the n-best list and the word-alignment links (as the API gives them, for the hypothesis clicked), and that
+column headers of multi-character pieces stay in their own row and column; checks that the page fetched
+nothing but its own server, and saves screenshots to artifacts/.
 
 Needs /usr/bin/chromium (`apt-get install chromium`) and the `playwright` package; Playwright's own
 browser downloads are never used.
@@ -96,3 +98,57 @@ def test_translation_and_heatmap_in_the_browser(server, browser):
     assert not errors, errors
     page.close()
 
+
+def test_nbest_and_alignment_in_the_browser(server, browser):
+    body = {"texts": [SENTENCE], "beam": 3, "n_best": 3, "scores": True, "alignment": True, "attention": True}
+    expected = httpx.post(f"{server}/v1/translate", json=body, timeout=20).json()["hypotheses"][0]
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.set_default_timeout(20_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('direction').textContent.includes('en')")
+    page.fill("#source", SENTENCE)
+    page.fill("#beam", "3")
+    page.fill("#nbest", "3")
+    page.click("#go")
+    page.wait_for_selector("#hypotheses li")
+    page.wait_for_function("document.getElementById('status').textContent.endsWith('ms')")
+
+    assert page.locator("#hypotheses .hyp-text").all_text_contents() == [h["translation"] for h in expected]
+    assert page.locator("#hypotheses li.selected").count() == 1
+    for i, hyp in enumerate(expected):
+        page.click(f"#hypotheses li >> nth={i}")
+        assert page.text_content("#alignment-pairs") == hyp["alignment"]
+        assert page.locator("#alignment line.link").count() == len(hyp["alignment"].split())
+        assert page.locator("#alignment .src-word").all_text_contents() == hyp["source_words"]
+        assert page.locator("#alignment .tgt-word").all_text_contents() == hyp["target_words"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve_page_nbest.png"), full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+def test_column_headers_do_not_overlap(server, browser):
+    """Multi-character pieces (图书馆, ▁library) as column headers, more than the page is wide: each stays
+    above the first row of cells and within its own column."""
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('direction').textContent.includes('en')")
+    source = ["▁我们", "喜欢", "去", "图书馆", "看书", "。", "▁the", "▁library", "▁图书馆里", "书"] * 2  # wider than the page
+    target = ["▁I", "▁like", "▁the", "▁library", ".", "<eos>"]
+    page.evaluate("""([source, target]) => {
+        const row = source.map((_, s) => 1 / source.length);
+        result = {source_tokens: source, target_tokens: target, cross: target.map(() => row),
+                  cross_layers: [target.map(() => row)]};
+        document.getElementById("layer").value = "mean";
+        draw();
+    }""", [source, target])
+    labels = [page.locator("#heatmap .src-label").nth(s).bounding_box() for s in range(len(source))]
+    first_cells = [page.locator("#heatmap .cell").nth(s).bounding_box() for s in range(len(source))]
+    for label, cell in zip(labels, first_cells):
+        assert label["y"] + label["height"] <= cell["y"] + 0.5, (label, cell)  # above the first row
+        assert cell["x"] - 1 <= label["x"] and label["x"] + label["width"] <= cell["x"] + cell["width"] + 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve_page_headers.png"), full_page=True)
+    page.close()
