@@ -1,5 +1,6 @@
-"""Greedy and beam search over a trained encoder-decoder; knows only encode / start_decoding / decode_step
-(and decode / logits, to re-run the prefix without a cache).
+"""Greedy, sampling and beam search over a trained encoder-decoder, and the forced decode of a given output;
+knows only encode / start_decoding / decode_step (and decode / logits, to re-run the prefix without a cache
+and to score given outputs).
 
 Nothing here knows about tokenization or model internals: ids in, ids out (<bos>/<eos> stripped).
 Both searches are batched: all sentences step together, and a sentence leaves the batch (`select`) as
@@ -18,6 +19,14 @@ is then the finished one with the highest length-penalised score. With K = 1 thi
 search. (A bound-based rule, "stop when no beam could still beat the best finished score", would also
 be correct for the penalised objective, but with α > 0 a long continuation can still overtake an early
 <eos>, so it searches longer and beam 1 would no longer equal greedy.)
+
+Around the searches (`DecodeConfig`'s fields, off by default): `n_best` hypotheses per sentence; a target
+prefix per sentence that the first steps are forced through (its tokens' log-probabilities counted);
+sampling (`path_search`: top-k or nucleus (Holtzman et al. 2020) draws from softmax(log P / temperature),
+from a generator seeded with `seed`); and CTranslate2's length controls, `max_decoding_length`,
+`min_decoding_length`, `no_repeat_ngram_size` and `repetition_penalty` (Keskar et al. 2019), all applied to
+the next-token distribution in one place (`_constrain`). A hypothesis's log_prob is the sum of its tokens'
+log-probabilities under that distribution; without repetition_penalty it equals `force_decode`'s.
 
 The model must be in eval mode (`model.eval()`: no dropout); the caller sets it, and the searches raise
 ValueError otherwise. Everything runs under `torch.inference_mode()`.
