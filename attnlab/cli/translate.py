@@ -102,7 +102,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
             print(f"attnlab {translator.cfg.direction}: type a sentence, Ctrl-D to quit", file=sys.stderr)
             print(prompt, end="", file=sys.stderr, flush=True)
         for chunk in read_chunks(stream, interactive):
-            lines = output_lines(translator, chunk, opts, args) if detailed else translator.translate(chunk, beam=args.beam)
+            if detailed:
+                lines = output_lines(translator, chunk, opts, args)
+            else:
+                lines = translator.translate(chunk, beam=args.beam)
             for line in lines:
                 sys.stdout.write(line.replace("\n", " ") + "\n")
             sys.stdout.flush()

@@ -122,7 +122,8 @@ class Batcher:
             raise QueueFullError(f"{self._queue.qsize()} sentences are waiting (the queue takes {self.max_queue})")
         loop = asyncio.get_running_loop()
         prefixes = prefixes or [""] * len(texts)
-        jobs = [_Job(text, beam, attention, loop.create_future(), detail, prefix) for text, prefix in zip(texts, prefixes)]
+        jobs = [_Job(text, beam, attention, loop.create_future(), detail, prefix)
+                for text, prefix in zip(texts, prefixes)]
         for job in jobs:
             self._queue.put_nowait(job)
         return list(await asyncio.gather(*(job.future for job in jobs)))

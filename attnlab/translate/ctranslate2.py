@@ -5,7 +5,7 @@ Decoding follows attnlab's options (`decode` table of the config):
     output length limit  `attnlab.decoding.output_limit`, per sentence: a batch holds sentences of one
                          limit, passed as `max_decoding_length`
     <pad> and <bos>      never emitted (`suppress_sequences`)
-    empty output         allowed (`min_decoding_length = 0`)
+    empty output         allowed (`min_decoding_length = 0`, unless the option sets one)
 so greedy outputs equal attnlab's `greedy_search` token for token. The other options map to CTranslate2's own:
     n_best                    num_hypotheses
     sample topk / topp        sampling_topk = top_k / (0 and sampling_topp = top_p), sampling_temperature,
@@ -19,8 +19,8 @@ so greedy outputs equal attnlab's `greedy_search` token for token. The other opt
                               keeps (chosen at export: the last decoder layer's first head)
 Each hypothesis's log-probability is CTranslate2's `score_batch` of it (the model's, as attnlab's `force_decode`
 gives; without <eos> for an output that reached its limit), and its score that over attnlab's length penalty.
-Beam search differs in one respect:
-CTranslate2 divides a finished hypothesis's log-probability by length^α, attnlab by GNMT's ((5 + n) / 6)^α.
+
+Beam search differs in one respect: CTranslate2 divides a finished hypothesis's log-probability by length^α, attnlab by GNMT's ((5 + n) / 6)^α.
 With α = 0 both keep the same candidates and pick the same best hypothesis, up to CTranslate2 renormalising
 the probabilities once <pad> and <bos> are removed (attnlab leaves their tiny share out).
 
@@ -78,32 +78,37 @@ class CT2Translator(TranslatorBase):
     def translate_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions,
                         limit: int | None = None) -> list[list[int]]:
         """One batch of non-empty tokenized sentences sharing one output limit (default: the first's) -> ids."""
-        results = self.engine.translate_batch(
-            [[self._src_piece(i) for i in ids] for ids in src_ids],
-            beam_size=opts.beam, length_penalty=opts.length_penalty,
-            max_decoding_length=output_limit(len(src_ids[0]), opts) if limit is None else limit,
-            min_decoding_length=0, max_input_length=0, suppress_sequences=[[SPECIALS[PAD]], [SPECIALS[BOS]]],
-        )
-        return [[self._tgt_id.get(piece, UNK) for piece in r.hypotheses[0]] for r in results]
+        limit = output_limit(len(src_ids[0]), opts) if limit is None else limit
+        results = self._engine(opts).translate_batch(self._pieces(src_ids, self._src_piece),
+                                                     **self._options(opts, limit, n_best=1))
+        return [self._ids(r.hypotheses[0]) for r in results]
+
+    def _options(self, opts: DecodeOptions, limit: int, n_best: int) -> dict:
+        """attnlab's decoding options as `translate_batch`'s keyword arguments (see the module docstring)."""
+        sampling = {"beam_size": 1, "sampling_topk": opts.top_k if opts.sample == "topk" else 0,
+                    "sampling_topp": opts.top_p if opts.sample == "topp" else 1.0,
+                    "sampling_temperature": opts.temperature}
+        return {"beam_size": opts.beam, "length_penalty": opts.length_penalty, "num_hypotheses": n_best,
+                "max_decoding_length": limit, "min_decoding_length": opts.min_decoding_length,
+                "no_repeat_ngram_size": opts.no_repeat_ngram_size, "repetition_penalty": opts.repetition_penalty,
+                "max_input_length": 0, "suppress_sequences": [[SPECIALS[PAD]], [SPECIALS[BOS]]],
+                **(sampling if opts.sample else {})}
+
+    def _engine(self, opts: DecodeOptions) -> ctranslate2.Translator:
+        """The translator to run: with sampling, one started after seeding (each CTranslate2 worker thread
+        seeds its random generator once, as it starts)."""
+        if not opts.sample or self.reload is None:
+            return self.engine
+        ctranslate2.set_random_seed(opts.seed)
+        return self.reload()
 
     def hypotheses_batch(self, src_ids: Sequence[Sequence[int]], opts: DecodeOptions,
                          prefixes: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
         """One batch sharing one output limit -> opts.n_best hypotheses each, best first, scored as attnlab does."""
         limit = max([output_limit(len(src_ids[0]), opts), *(len(p) + 1 for p in prefixes or [])])
-        engine = self.engine
-        if opts.sample and self.reload is not None:  # each worker thread seeds its generator once, as it starts
-            ctranslate2.set_random_seed(opts.seed)
-            engine = self.reload()
-        results = engine.translate_batch(
-            self._pieces(src_ids, self._src_piece),
-            None if prefixes is None else [self._pieces([p], self._tgt_piece)[0] if p else None for p in prefixes],
-            beam_size=1 if opts.sample else opts.beam, length_penalty=opts.length_penalty,
-            num_hypotheses=opts.n_best, max_decoding_length=limit, min_decoding_length=opts.min_decoding_length,
-            no_repeat_ngram_size=opts.no_repeat_ngram_size, repetition_penalty=opts.repetition_penalty,
-            sampling_topk=(opts.top_k if opts.sample == "topk" else 0) if opts.sample else 1,
-            sampling_topp=opts.top_p if opts.sample == "topp" else 1.0, sampling_temperature=opts.temperature,
-            max_input_length=0, suppress_sequences=[[SPECIALS[PAD]], [SPECIALS[BOS]]], return_end_token=True,
-        )
+        starts = None if prefixes is None else [self._pieces([p], self._tgt_piece)[0] if p else None for p in prefixes]
+        results = self._engine(opts).translate_batch(self._pieces(src_ids, self._src_piece), starts,
+                                                     **self._options(opts, limit, opts.n_best), return_end_token=True)
         outputs = [[self._ids(h) for h in r.hypotheses] for r in results]
         flat = [(i, ids) for i, hyps in enumerate(outputs) for ids in hyps]
         ended = [bool(ids) and ids[-1] == EOS for _, ids in flat]
@@ -118,8 +123,8 @@ class CT2Translator(TranslatorBase):
 
     def score_batch(self, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]) -> list[list[float]]:
         """Non-empty sources and their targets (ids) -> log P of each target token, then of <eos>."""
-        results = self.engine.score_batch(self._pieces(src_ids, self._src_piece), self._pieces(tgt_ids, self._tgt_piece),
-                                          max_input_length=0)
+        results = self.engine.score_batch(self._pieces(src_ids, self._src_piece),
+                                          self._pieces(tgt_ids, self._tgt_piece), max_input_length=0)
         return [list(r.log_probs) for r in results]
 
     def cross_attention(self, src_ids: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]],
