@@ -8,8 +8,9 @@ results table (results.json, results.md) and pictures into --out.
     attnlab experiment coordinates --model runs/NAME --out DIR
     attnlab experiment order       [--model runs/NAME] --out DIR
 
-The training studies train each variant into --runs/VARIANT (resumed when one is there already), under
-the same budget: --steps or --minutes per variant, or the config's own.
+The training studies train each variant into --runs/VARIANT (resumed when one is there already, so a
+stopped study continues; delete the folder to start afresh), under the same budget: --steps or --minutes
+per variant, or the config's own.
 """
 
 from __future__ import annotations

@@ -73,10 +73,10 @@ def run(cfg: Config, out_dir: Path, runs_dir: Path, budget: Budget, command: str
         columns=[("variant", "positions"), ("steps", "steps"), ("minutes", "minutes"), ("dev_loss", "dev loss"),
                  ("best_dev_bleu", "best dev BLEU"), ("test_bleu", "test BLEU"), ("test_chrf", "test chrF")],
         rows=rows, pictures=["positions-curves.png"],
-        notes=[f"Budget: {budget.describe(cfg)} per variant, config `{cfg.model.d_model}`-wide, "
+        notes=[f"Budget: {budget.describe(cfg)} per variant; d_model {cfg.model.d_model}, "
                f"{cfg.model.n_encoder_layers}+{cfg.model.n_decoder_layers} layers, seed {cfg.train.seed}; "
-               "test BLEU with the config's beam on the whole test split"
-               + (f" (first {test_limit} sentences)" if test_limit else "") + "."],
+               f"test BLEU with beam {cfg.decode.beam} on "
+               + (f"the first {test_limit} test sentences." if test_limit else "the whole test split.")],
         detail={"curves": {v.name: v.curve for v in trained}})
     if "none" in by_name and "add" in by_name:
         found = scrambled(by_name["none"], by_name["add"], cfg.tgt_lang, examples)
