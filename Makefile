@@ -14,8 +14,10 @@ ZH_MONO := data/zh-mono/zh.txt
 ALIGN_OUT ?= runs/align-joint
 ALIGN_MODEL ?=
 ALIGN_FLAGS ?=
+EXPERIMENT_MODEL ?= runs/quality-demo
+EXPERIMENT_STEPS ?= 2600
 
-.PHONY: setup data demo test test-slow test-reliability bench bench-quality align serve clean help
+.PHONY: setup data demo test test-slow test-reliability bench bench-quality align experiments experiments-train serve clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,6 +74,17 @@ align: setup data $(CEDICT) $(ZH_MONO)  ## zh<->en word translation: build the j
 	$(BIN)/python benchmarks/align_joint.py --zh-corpus $(ZH_MONO) --en-corpus $(EN_CORPUS) \
 		--parallel $(DATA) --train-dict $(CEDICT_TRAIN) --test-dict $(CEDICT) \
 		$(if $(ALIGN_MODEL),--model $(ALIGN_MODEL)) --out $(ALIGN_OUT) --json $(ALIGN_OUT)/table.json $(ALIGN_FLAGS)
+
+experiments: setup  ## the studies that read a trained model (seconds): context, coordinates, order and its heads' √d statistics, into docs/experiments (EXPERIMENT_MODEL=RUN)
+	for study in context coordinates order; do \
+		$(BIN)/attnlab experiment $$study --model $(EXPERIMENT_MODEL) --out docs/experiments/$$study || exit 1; done
+	$(BIN)/attnlab experiment scaling --model $(EXPERIMENT_MODEL) --out docs/experiments/scaling-demo-model
+
+experiments-train: setup data  ## the training studies on the demo config, EXPERIMENT_STEPS steps per variant on one core: positions (6 variants), scaling (3); about 2.5 hours
+	taskset -c 0 $(BIN)/attnlab experiment positions --config configs/zh-en-demo.toml --steps $(EXPERIMENT_STEPS) \
+		--set train.threads=1 --out docs/experiments/positions
+	taskset -c 0 $(BIN)/attnlab experiment scaling --config configs/zh-en-demo.toml --steps $(EXPERIMENT_STEPS) \
+		--set train.threads=1 --out docs/experiments/scaling
 
 serve: setup  ## serve runs/demo: the API and a web page on http://127.0.0.1:8000/
 	$(BIN)/attnlab serve --model runs/demo
