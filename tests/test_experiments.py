@@ -87,6 +87,14 @@ def test_attention_stats_agree_with_the_models_own_weights():
         assert enc[h].entropy == pytest.approx(np.mean(entropies[h]), rel=1e-4)
         assert enc[h].saturated == pytest.approx(np.mean(saturated[h]))
         assert enc[h].max_entropy == pytest.approx((4 * math.log(4) + 2 * math.log(2)) / 6)
+    dots = [[], []]  # q·k of every pair, from the first layer's input and its in_proj written out
+    for ids in src:
+        x = model.positions(model.src_embed(torch.tensor(ids)) * 4.0)  # (S,D), √16 = 4
+        q, k, _ = (x @ model.encoder[0].self_attn.in_proj.weight.T + model.encoder[0].self_attn.in_proj.bias).chunk(3, -1)
+        for h in range(2):
+            dots[h] += (q[:, 8 * h : 8 * h + 8] @ k[:, 8 * h : 8 * h + 8].T).flatten().tolist()
+    for h in range(2):
+        assert enc[h].var_qk == pytest.approx(np.var(dots[h]), rel=1e-4)
 
 
 @pytest.mark.parametrize("hyp,ref,n,f1", [
