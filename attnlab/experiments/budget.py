@@ -46,9 +46,13 @@ class Budget:
             cfg.train, max_steps=self.steps, max_minutes=self.minutes, max_epochs=0))
 
     def describe(self, cfg: Config) -> str:
+        """The budget each variant of cfg gets, in words ("2600 steps")."""
         t = self.apply(cfg).train
-        return f"{t.max_steps} steps" if t.max_steps else f"{t.max_minutes:g} minutes" if t.max_minutes else (
-            f"{t.max_epochs} epochs")
+        if t.max_steps:
+            return f"{t.max_steps} steps"
+        if t.max_minutes:
+            return f"{t.max_minutes:g} minutes"
+        return f"{t.max_epochs} epochs"
 
 
 @dataclass
