@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attnlab.cli import main
-from attnlab.config import POSITIONS, ModelConfig
+from attnlab.config import POSITIONS, Config, ModelConfig
 from attnlab.experiments import context, coordinates, order
 from attnlab.experiments.attention_stats import SATURATED, attention_stats
 from attnlab.experiments.budget import Budget, TrainedVariant
@@ -67,6 +67,9 @@ def test_a_bad_budget_or_variant_is_one_line(tmp_path, tiny_corpus, capsys):
                    "attnlab: error: experiment coordinates reads a trained model: give --model runs/NAME"]
     with pytest.raises(Exception, match="give --steps or --minutes"):
         Budget(steps=3, minutes=1.0)
+    with pytest.raises(Exception, match="the config sets no budget"):
+        Budget().apply(Config())
+    assert Budget(minutes=2.5).describe(Config()) == "2.5 minutes"
 
 
 def test_attention_stats_agree_with_the_models_own_weights():

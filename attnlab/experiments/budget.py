@@ -40,7 +40,12 @@ class Budget:
                                f"minutes={self.minutes})")
 
     def apply(self, cfg: Config) -> Config:
+        """cfg with this budget; with none given, the config's own, which must then have one."""
         if not (self.steps or self.minutes):
+            t = cfg.train
+            if not (t.max_steps or t.max_minutes or t.max_epochs):
+                raise AttnlabError("the config sets no budget (train.max_steps, max_minutes or max_epochs): "
+                                   "give --steps or --minutes, so that every variant trains as long")
             return cfg
         return dataclasses.replace(cfg, train=dataclasses.replace(
             cfg.train, max_steps=self.steps, max_minutes=self.minutes, max_epochs=0))
