@@ -154,16 +154,16 @@ def path_search(model: Seq2SeqModel, src: Tensor, opts: DecodeOptions | None = N
     if draws > 1:  # every draw is a row of its own
         src = src.repeat_interleave(draws, dim=0)  # (B·n,S)
         prefixes = None if prefixes is None else [p for p in prefixes for _ in range(draws)]
-    n, device = src.size(0), src.device
-    limits = torch.tensor(max_output_lengths(src, opts, prefixes), device=device)  # (B,)
-    out = torch.full((n, int(limits.max())), opts.pad_id, dtype=torch.long, device=device)  # (B,L) generated ids
-    kept = limits.clone()  # (B,) tokens each output keeps: its limit, or the tokens before its <eos>
-    log_prob = torch.zeros(n, device=device)  # (B,) summed log-probabilities of the kept tokens (and <eos>)
-    with_eos = torch.zeros(n, dtype=torch.bool, device=device)  # (B,) the output ended with <eos>
+    n, device = src.size(0), src.device  # n = B · draws paths
+    limits = torch.tensor(max_output_lengths(src, opts, prefixes), device=device)  # (n,)
+    out = torch.full((n, int(limits.max())), opts.pad_id, dtype=torch.long, device=device)  # (n,L) generated ids
+    kept = limits.clone()  # (n,) tokens each output keeps: its limit, or the tokens before its <eos>
+    log_prob = torch.zeros(n, device=device)  # (n,) summed log-probabilities of the kept tokens (and <eos>)
+    with_eos = torch.zeros(n, dtype=torch.bool, device=device)  # (n,) the output ended with <eos>
     generator = torch.Generator(device=device).manual_seed(opts.seed) if opts.sample else None
     with torch.inference_mode():
         stepper = _Stepper(model, model.encode(src), opts, prefixes=prefixes)
-        rows = torch.arange(n, device=device)  # (N,) the sentence of each live row
+        rows = torch.arange(n, device=device)  # (N,) the path of each live row
         row_limits = limits
         prefix = torch.full((n, 1), opts.bos_id, dtype=torch.long, device=device)  # (N,T); (N,1) with a cache
         for step in range(out.size(1)):
@@ -205,7 +205,8 @@ def _choose(log_probs: Tensor, opts: DecodeOptions, generator: torch.Generator |
         scaled = scaled.masked_fill(scaled < cut, -math.inf)
     else:  # nucleus: the fewest most likely tokens whose probabilities sum to at least top_p
         ordered, order = scaled.sort(dim=1, descending=True)  # (N,V)
-        before = ordered.softmax(dim=1).cumsum(dim=1) - ordered.softmax(dim=1)  # (N,V) mass ranked above
+        probs = ordered.softmax(dim=1)  # (N,V)
+        before = probs.cumsum(dim=1) - probs  # (N,V) the probability ranked above each token
         ordered = ordered.masked_fill(before >= opts.top_p, -math.inf)  # the first token always stays
         scaled = torch.full_like(scaled, -math.inf).scatter(1, order, ordered)
     tokens = torch.multinomial(scaled.softmax(dim=1), 1, generator=generator)  # (N,1)
@@ -365,7 +366,8 @@ def _record(step: _Step, ends: Tensor, eos: Tensor, sentences: Tensor, prefix: T
 
 
 class _Stepper:
-    """Next-token logits for live rows, incrementally (KV cache) or by re-running the prefix."""
+    """Next-token logits for live rows, incrementally (KV cache) or by re-running the prefix, and their
+    log-probabilities under the options' rules and the sentences' forced prefixes."""
 
     def __init__(self, model: Seq2SeqModel, memory: Any, opts: DecodeOptions, expand: Tensor | None = None,
                  beams: int = 1, prefixes: Prefixes = None) -> None:
@@ -379,7 +381,7 @@ class _Stepper:
         if prefixes is not None and any(prefixes):
             width = max(len(p) for p in prefixes)
             self.forced = torch.tensor([[*p, *[-1] * (width - len(p))] for p in prefixes],
-                                       dtype=torch.long, device=memory_device(memory))
+                                       dtype=torch.long, device=_memory_device(memory))
         if opts.use_cache:
             self.state = model.start_decoding(memory)  # cross-attention k/v once per sentence
             if beams > 1 and hasattr(self.state, "expand_beams"):
@@ -436,7 +438,7 @@ def _constrain(logits: Tensor, opts: DecodeOptions, step: int, history: Callable
     keep = None if forced is None else log_probs.gather(1, forced.clamp(min=0)[:, None])  # (N,1)
     if step < opts.min_decoding_length:
         log_probs[:, opts.eos_id] = -math.inf
-    if opts.no_repeat_ngram_size and step >= opts.no_repeat_ngram_size - 1:
+    if opts.no_repeat_ngram_size and step >= opts.no_repeat_ngram_size:
         _ban_repeats(log_probs, history(), opts.no_repeat_ngram_size)
     if forced is not None:
         rows = (forced >= 0).nonzero().squeeze(1)  # (F,)
@@ -456,7 +458,7 @@ def _ban_repeats(log_probs: Tensor, history: Tensor, n: int) -> None:
     log_probs[rows, windows[rows, where, -1]] = -math.inf
 
 
-def memory_device(memory: Any) -> torch.device:
+def _memory_device(memory: Any) -> torch.device:
     """The device of a memory: a tensor, or the first tensor field of a dataclass."""
     if isinstance(memory, Tensor):
         return memory.device

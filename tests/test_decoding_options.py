@@ -109,7 +109,7 @@ def test_prefix_of_beams_own_output_gives_the_same_output_or_a_better_one(model)
                                   DecodeOptions(sample="topk", n_best=2, seed=5)])
 def test_every_output_starts_with_its_prefix(model, opts):
     src = random_src(8, seed=5)
-    prefixes = [[7, 7, 9], [], [12], [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], [30], [], [4], [39, 38]]
+    prefixes = [[7, 7, 9], [], [12], list(range(5, 21)), [30], [], [4], [39, 38]]  # 16 tokens: past the limit
     for prefix, hyps in zip(prefixes, search_hypotheses(model, src, opts, prefixes)):
         assert hyps and all(h.tokens[: len(prefix)] == prefix for h in hyps)
 
@@ -178,15 +178,15 @@ def test_repetition_penalty_and_forced_tokens_by_hand():
 
 
 @pytest.mark.parametrize("values, field", [
-    ({"n_best": 5, "beam": 4}, "decode.n_best"), ({"n_best": 0}, "decode.n_best"), ({"sample": "nucleus"}, "decode.sample"),
-    ({"top_p": 0.0}, "decode.top_p"), ({"top_k": 0}, "decode.top_k"), ({"temperature": 0.0}, "decode.temperature"),
-    ({"min_decoding_length": -1}, "decode.min_decoding_length"), ({"repetition_penalty": 0.0}, "decode.repetition_penalty"),
-    ({"no_repeat_ngram_size": -2}, "decode.no_repeat_ngram_size"), ({"max_decoding_length": -1}, "decode.max_decoding_length"),
+    ({"n_best": 5, "beam": 4}, "n_best"), ({"n_best": 0}, "n_best"), ({"sample": "nucleus"}, "sample"),
+    ({"top_p": 0.0}, "top_p"), ({"top_k": 0}, "top_k"), ({"temperature": 0.0}, "temperature"),
+    ({"min_decoding_length": -1}, "min_decoding_length"), ({"repetition_penalty": 0.0}, "repetition_penalty"),
+    ({"no_repeat_ngram_size": -2}, "no_repeat_ngram_size"), ({"max_decoding_length": -1}, "max_decoding_length"),
 ])
 def test_bad_options_name_their_field(values, field):
     with pytest.raises(AttnlabError) as e:
         DecodeConfig(**values)
-    assert e.value.field == field
+    assert e.value.field == f"decode.{field}"
 
 
 def test_sampling_may_return_more_draws_than_the_beam():
@@ -207,11 +207,11 @@ def test_piece_words(pieces, words, of_piece):
 
 
 def test_links_from_a_hand_made_attention_matrix():
-    """Source 我 | 喜欢 | 图书馆 (pieces ▁我 喜 欢 图书馆), target I | like | the | lib rary (5 pieces, then <eos>).
+    """Source 我 | 喜欢 | 图书馆 (pieces ▁我 喜 欢 图书馆), target I | like | the | library (5 pieces, <eos>).
     A target word's row is the mean over its pieces; a source word's column the sum over its pieces."""
-    src = alignment.piece_words(["▁我", "喜", "欢", "图书馆"])  # 我 / 喜 / 欢 / 图书馆: CJK pieces stand alone
+    src = alignment.piece_words(["▁我", "喜", "欢", "图书馆"])  # CJK pieces stand alone
     assert src.text == ["我", "喜", "欢", "图书馆"]
-    src = alignment.Words(["我", "喜欢", "图书馆"], np.array([0, 1, 1, 2]))  # a segmentation with a two-piece word
+    src = alignment.Words(["我", "喜欢", "图书馆"], np.array([0, 1, 1, 2]))  # a two-piece word, by hand
     tgt = alignment.piece_words(["▁I", "▁like", "▁the", "▁lib", "rary"])
     attn = np.array([  # (T+1, S): rows I, like, the, lib, rary, <eos>
         [0.9, 0.05, 0.05, 0.0],

@@ -61,7 +61,8 @@ def test_scores_are_the_scored_log_probabilities(engine, translator):
 def test_prefix_starts_every_output(engine):
     out = engine.translate_hypotheses(LINES, engine.options(beam=2, n_best=2), prefixes=["two"] * len(LINES))
     assert all(h.text.startswith("two") for hyps in out for h in hyps) and out[1] == []
-    own = [(h[0].text.split() or [""])[0] if h else "" for h in engine.translate_hypotheses(LINES, engine.options(beam=1))]
+    greedy = engine.translate_hypotheses(LINES, engine.options(beam=1))
+    own = [(h[0].text.split() or [""])[0] if h else "" for h in greedy]  # each output's first word
     again = engine.translate_hypotheses(LINES, engine.options(beam=1), prefixes=own)
     assert [h[0].text if h else "" for h in again] == engine.translate(LINES, beam=1)
 
@@ -95,7 +96,8 @@ def test_alignment_links_every_target_word(engine):
 
 def test_alignment_layer_and_unsupported_engines(translator, ct2):
     layer0 = translator.translate_hypotheses(["一二三四五"], alignment=True, alignment_layer=0)[0][0]
-    assert layer0.alignment and layer0.alignment == translator.translate_hypotheses(["一二三四五"], alignment=True)[0][0].alignment  # one layer
+    every = translator.translate_hypotheses(["一二三四五"], alignment=True)[0][0]
+    assert layer0.alignment and layer0.alignment == every.alignment  # the tiny model has one layer
     with pytest.raises(AttnlabError, match="alignment_layer"):
         translator.translate_hypotheses(["一二三"], alignment=True, alignment_layer=3)
     with pytest.raises(AttnlabError, match="alignment_layer"):
@@ -215,7 +217,8 @@ async def test_api_options_match_the_python_api(engine):
         expected = engine.translate_hypotheses(texts, engine.options(**options), **extra)
         got = r.json()["hypotheses"]
         assert [[h["translation"] for h in hyps] for hyps in got] == [[t.text for t in ts] for ts in expected], body
-        assert [[h["log_prob"] for h in hyps] for hyps in got] == [[round(t.log_prob, 4) for t in ts] for ts in expected]
+        log_probs = [[round(t.log_prob, 4) for t in ts] for ts in expected]
+        assert [[h["log_prob"] for h in hyps] for hyps in got] == log_probs
         assert r.json()["translations"] == [ts[0].text if ts else "" for ts in expected]
         if body.get("alignment"):
             assert got[0][0]["alignment"] and got[0][0]["source_words"] and got[0][0]["target_words"]
@@ -229,11 +232,12 @@ async def test_api_plain_requests_have_no_hypotheses(translator):
 
 @pytest.mark.anyio
 async def test_api_attention_follows_the_options(translator):
-    r = await post(translator, {"texts": ["一二三四五"], "beam": 2, "n_best": 2, "prefix": "nine", "attention": True,
-                                "alignment": True})
+    r = await post(translator, {"texts": ["一二三四五"], "beam": 2, "n_best": 2, "prefix": "nine",
+                                "attention": True, "alignment": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["translations"][0].startswith("nine") and body["translations"][0] == body["hypotheses"][0][0]["translation"]
+    assert body["translations"][0].startswith("nine")
+    assert body["translations"][0] == body["hypotheses"][0][0]["translation"]
     assert body["attention"][0]["target_tokens"][0] == "▁nine"
 
 
