@@ -100,8 +100,17 @@ def test_alignment_layer_and_unsupported_engines(translator, ct2):
     assert layer0.alignment and layer0.alignment == every.alignment  # the tiny model has one layer
     with pytest.raises(AttnlabError, match="alignment_layer"):
         translator.translate_hypotheses(["一二三"], alignment=True, alignment_layer=3)
-    with pytest.raises(AttnlabError, match="alignment_layer"):
-        ct2.translate_hypotheses(["一二三"], alignment=True, alignment_layer=0)
+    with pytest.raises(AttnlabError, match="alignment_layer can only be the last layer"):
+        ct2.translate_hypotheses(["一二三"], alignment=True, alignment_layer=1)
+
+
+def test_ctranslate2_attention_is_the_last_layers_head_mean(translator, ct2):
+    """The same links on both engines: CTranslate2 returns the mean of the last layer's heads, as attnlab
+    reads them with alignment_layer = -1."""
+    src = translator.encode(["一二三四五", "九八七"])
+    outputs = [[5, 6, 7], [8]]
+    for mine, theirs in zip(translator.cross_attention(src, outputs, layer=-1), ct2.cross_attention(src, outputs)):
+        assert mine[:-1] == pytest.approx(theirs[: len(mine) - 1], abs=1e-4)  # rows of the given pieces
 
 
 def test_replace_unknowns_copies_the_most_attended_source_word(translator, monkeypatch):

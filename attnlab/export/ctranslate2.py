@@ -18,6 +18,7 @@ How attnlab's parts map onto the spec (CTranslate2 4.x, `specs/transformer_spec.
     residual LayerNorm of each sublayer  self_attention / attention / ffn .layer_norm (eps 1e-5, PyTorch's default)
     tied output layer, no bias           decoder.projection = the target embedding (stored once: aliased)
 Special tokens: <bos> starts the decoder, <eos> ends it, <unk>; the source gets neither <bos> nor <eos>.
+The attention CTranslate2 returns (for word alignments) is the mean of the last decoder layer's heads.
 
 References: CTranslate2 documentation, "Model conversion" and "Add a new converter" sections;
 Vaswani et al. (2017) for the architecture.
@@ -112,6 +113,7 @@ def transformer_spec_of(model: Seq2SeqTransformer, src_vocab: list[str], tgt_voc
     spec = transformer_spec.TransformerSpec.from_config(
         (cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads, pre_norm=cfg.norm_first,
         activation=common_spec.Activation.RELU,
+        alignment_layer=-1, alignment_heads=cfg.n_heads,  # return_attention: the mean of the last layer's heads
     )
     table = model.positions.additive_table(positions)  # (T, D): interleaved sin/cos, learned rows, or zeros
     _encoder(spec.encoder, model, table)

@@ -16,7 +16,8 @@ so greedy outputs equal attnlab's `greedy_search` token for token. The other opt
     max_decoding_length       through `output_limit`, as above
     target prefix             target_prefix (the output limit leaves room for one token after it)
     alignment                 return_attention with the output as target_prefix: the attention CTranslate2
-                              keeps (chosen at export: the last decoder layer's first head)
+                              keeps, chosen at export (attnlab exports the mean of the last decoder layer's
+                              heads: alignment_layer = the last layer; older exports keep its first head)
 Each hypothesis's log-probability is CTranslate2's `score_batch` of it (the model's, as attnlab's `force_decode`
 gives; without <eos> for an output that reached its limit), and its score that over attnlab's length penalty.
 
@@ -129,10 +130,12 @@ class CT2Translator(TranslatorBase):
 
     def cross_attention(self, src_ids: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]],
                         layer: int | None = None) -> list[np.ndarray]:
-        """Per sentence, the (T+1, S) attention CTranslate2 keeps (chosen at export) behind a given output."""
-        if layer is not None:
-            raise AttnlabError("cannot be chosen on the ctranslate2 engine (its attention was chosen at export)",
-                               field="alignment_layer")
+        """Per sentence, the (T+1, S) attention CTranslate2 keeps (chosen at export: the last layer's) behind a
+        given output; `layer` None or the last layer."""
+        last = self.cfg.model.n_decoder_layers - 1
+        if layer is not None and layer not in (-1, last):
+            raise AttnlabError(f"can only be the last layer ({last}) on the ctranslate2 engine (its attention was "
+                               f"chosen at export), got {layer}", field="alignment_layer")
         results = self.engine.translate_batch(
             self._pieces(src_ids, self._src_piece), self._pieces(outputs, self._tgt_piece), beam_size=1,
             max_decoding_length=max(len(o) for o in outputs) + 1, min_decoding_length=0, max_input_length=0,
