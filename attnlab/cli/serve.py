@@ -26,6 +26,7 @@ SETTINGS_HELP = {  # the ServeSettings fields that have a flag (--max-batch sets
     "max_chars": "characters per text (default: {})",
     "max_body_bytes": "request body size (default: {})",
     "max_beam": "largest beam a request may ask for (default: {})",
+    "max_output_tokens": "largest max_decoding_length a request may ask for (default: {})",
 }
 
 
