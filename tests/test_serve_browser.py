@@ -76,12 +76,12 @@ def test_translation_and_heatmap_in_the_browser(server, browser):
     page.on("pageerror", lambda error: errors.append(str(error)))
 
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('direction').textContent.includes('en')")
+    page.wait_for_selector("#direction:has-text('→')")  # selectors, not wait_for_function: the page's CSP bars eval
     assert page.text_content("#direction") == "zh → en"
     page.fill("#source", SENTENCE)
     page.click("#go")
     page.wait_for_selector("#heatmap .cell")
-    page.wait_for_function("document.getElementById('status').textContent.endsWith('ms')")
+    page.wait_for_selector("#status:text-matches('ms$')")
 
     assert page.text_content("#translation") == expected["translations"][0]
     assert page.locator("#heatmap .cell").count() == len(maps["target_tokens"]) * len(maps["source_tokens"])
@@ -107,13 +107,13 @@ def test_nbest_and_alignment_in_the_browser(server, browser):
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('direction').textContent.includes('en')")
+    page.wait_for_selector("#direction:has-text('→')")
     page.fill("#source", SENTENCE)
     page.fill("#beam", "3")
     page.fill("#nbest", "3")
     page.click("#go")
     page.wait_for_selector("#hypotheses li")
-    page.wait_for_function("document.getElementById('status').textContent.endsWith('ms')")
+    page.wait_for_selector("#status:text-matches('ms$')")
 
     assert page.locator("#hypotheses .hyp-text").all_text_contents() == [h["translation"] for h in expected]
     assert page.locator("#hypotheses li.selected").count() == 1
@@ -134,7 +134,7 @@ def test_column_headers_do_not_overlap(server, browser):
     above the first row of cells and within its own column."""
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('direction').textContent.includes('en')")
+    page.wait_for_selector("#direction:has-text('→')")
     source = ["▁我们", "喜欢", "去", "图书馆", "看书", "。", "▁the", "▁library", "▁图书馆里", "书"] * 2  # wider than the page
     target = ["▁I", "▁like", "▁the", "▁library", ".", "<eos>"]
     page.evaluate("""([source, target]) => {
