@@ -1,7 +1,7 @@
 """`attnlab translate`: lines from stdin (or --input) to stdout, one line out per line in, on any engine.
 
 Input is read and translated in chunks, so a long file streams; at a terminal each line is translated as
-it is typed. With --n-best K (K > 1) each input gives one line of JSON, its K hypotheses with their scores
+it is typed. With --n-best K each input gives one line of JSON, its K best hypotheses with their scores
 (and alignments); otherwise --scores puts the score before the translation and --alignment the `i-j` word
 links after it, separated by tabs. The decoding flags (--sample, --min-decoding-length, ...) override the
 model's `[decode]` table (attnlab.config.DecodeConfig).
