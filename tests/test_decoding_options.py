@@ -227,6 +227,16 @@ def test_links_from_a_hand_made_attention_matrix():
     assert alignment.pharaoh(alignment.links(a_word)) == "0-0 1-1 2-2 2-3"
 
 
+@pytest.mark.parametrize("text, words, spaced, expected", [
+    ("I like \u2047 .", ["图书馆"], True, "I like 图书馆 ."),
+    (" \u2047  one two \u2047 ", ["三", "四"], True, "三 one two 四"),
+    ("我喜欢 \u2047 。", ["library"], False, "我喜欢library。"),
+    ("no unknowns", [], True, "no unknowns"),
+])
+def test_fill_unknowns(text, words, spaced, expected):
+    assert alignment.fill_unknowns(text, words, spaced) == expected
+
+
 def test_layer_attention_and_unknown_words():
     cross = torch.zeros(2, 2, 3, 2)  # (L,H,T,S)
     cross[0, :, :, 0] = 1.0

@@ -27,6 +27,7 @@ from attnlab.tokenizer import SPECIALS
 
 SPACE = "▁"  # sentencepiece's mark of a space before a piece
 UNK_PIECE = SPECIALS[3]
+UNK_SURFACE = " \u2047 "  # how sentencepiece writes <unk> in decoded text (" ⁇ ")
 _CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 
 
@@ -86,3 +87,11 @@ def unknown_words(tgt_pieces: Sequence[str], src: Words, a_word: np.ndarray) -> 
     of_piece = piece_words(tgt_pieces).of_piece
     return [src.text[int(a_word[of_piece[t]].argmax())] for t, piece in enumerate(tgt_pieces)
             if piece == UNK_PIECE and a_word.size]
+
+
+def fill_unknowns(text: str, words: Sequence[str], spaced: bool) -> str:
+    """Decoded text with each <unk> (sentencepiece's " ⁇ ") replaced by the next of `words`: between spaces for
+    a language written with them (`spaced`), else joined to its neighbours (Chinese)."""
+    for word in words:
+        text = text.replace(UNK_SURFACE, f" {word} " if spaced else word, 1)
+    return " ".join(text.split()) if spaced else text.strip()

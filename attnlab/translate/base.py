@@ -27,10 +27,9 @@ from attnlab.decoding import (DecodeOptions, Hypothesis, force_decode, length_pe
                               search_hypotheses)
 from attnlab.errors import AttnlabError
 from attnlab.tokenizer import Tokenizer, encodable
-from attnlab.translate import alignment
+from attnlab.translate import alignment as word_links
 
 log = logging.getLogger(__name__)
-UNK_SURFACE = "\u2047"  # how sentencepiece writes <unk> in decoded text (" ⁇ ")
 EOS_PIECE = "</s>"  # how a scored <eos> is listed among the target pieces
 # every character str.splitlines() breaks on: none may reach an output line, or line counts drift
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -143,7 +142,7 @@ class TranslatorBase:
                                "(the attnlab engine does)", field="alignment")
         forced = force_decode(self.model, pad_sources(src_ids), outputs, self.options(), need_weights=True)
         try:
-            return [alignment.layer_attention(c, layer) for c in forced.cross]
+            return [word_links.layer_attention(c, layer) for c in forced.cross]
         except IndexError as e:
             raise AttnlabError(str(e), field="alignment_layer") from None
 
@@ -195,17 +194,16 @@ class TranslatorBase:
                for text, h in zip(texts, hyps)]
         if not (links or replace) or not hyps:
             return out
-        src_words = alignment.piece_words(self.tokenizer.src_pieces(src_ids))
+        src_words = word_links.piece_words(self.tokenizer.src_pieces(src_ids))
         maps = self.cross_attention([src_ids] * len(hyps), [h.tokens for h in hyps], layer)
         for t, attn in zip(out, maps):
-            tgt_words = alignment.piece_words(t.tokens)
-            a_word = alignment.word_attention(attn, src_words, tgt_words)
+            tgt_words = word_links.piece_words(t.tokens)
+            a_word = word_links.word_attention(attn, src_words, tgt_words)
             if links:
-                t.alignment, t.source_words, t.target_words = alignment.links(a_word), src_words.text, tgt_words.text
+                t.alignment, t.source_words, t.target_words = word_links.links(a_word), src_words.text, tgt_words.text
             if replace:
-                for word in alignment.unknown_words(t.tokens, src_words, a_word):
-                    t.text = t.text.replace(UNK_SURFACE, f" {word} ", 1)
-                t.text = " ".join(t.text.split())
+                unknowns = word_links.unknown_words(t.tokens, src_words, a_word)
+                t.text = word_links.fill_unknowns(t.text, unknowns, spaced=self.cfg.tgt_lang != "zh")
         return out
 
     def score(self, pairs: Sequence[tuple[str, str]], max_tokens: int = 6000) -> list[Scored | None]:
