@@ -18,7 +18,8 @@ Decoding options (`TranslateRequest` documents each in the OpenAPI schema): "n_b
 "replace_unknowns", "sample" ("topk" / "topp" with "top_k", "top_p", "temperature", "seed"), and
 "max_decoding_length", "min_decoding_length", "no_repeat_ngram_size", "repetition_penalty" (CTranslate2's
 names; passed to CTranslate2 on that engine). With any of them, "hypotheses" holds per text the n-best
-translations with their scores (and alignments); "translations" holds the best of each.
+translations with their scores (and alignments); "translations" holds the best of each (with "attention",
+the output its maps belong to: the same, except that a sampled one is a draw of its own).
 
 Every error is JSON {"error": "..."} naming what is wrong: 400 malformed JSON, 413 body too large,
 415 not JSON, 422 wrong types / empty list / over-limit texts, 404/405 unknown route or method,
@@ -248,21 +249,20 @@ def _add_api(app: FastAPI, batcher: Batcher, translator: TranslatorBase, setting
         beam = body.beam if body.beam is not None else info.decode["beam"]  # one batch group per beam
         detail = request_detail(body, translator, beam, info)
         prefixes = request_prefixes(body)
-        hypotheses = None
+        hypotheses = attention = None
         try:
             if detail is not None:
                 results = await batcher.hypotheses(body.texts, detail, prefixes)
                 hypotheses = [[hypothesis_result(t, detail.alignment) for t in ts] for ts in results]
-                translations = [ts[0].translation if ts else "" for ts in hypotheses]
-            if body.attention:
+            if body.attention:  # each text decoded alone with the same options, its maps read from the decoder
                 maps = await (batcher.attention(body.texts, beam) if detail is None
                               else batcher.hypotheses(body.texts, detail, prefixes, attention=True))
-                translations = [m.translation if m is not None else "" for m in maps]
                 attention = [attention_result(m, body.attention_layers) for m in maps]
+                translations = [m.translation if m is not None else "" for m in maps]
+            elif hypotheses is not None:
+                translations = [hyps[0].translation if hyps else "" for hyps in hypotheses]
             else:
-                attention = None
-                if detail is None:
-                    translations = await batcher.translate(body.texts, beam)
+                translations = await batcher.translate(body.texts, beam)
         except QueueFullError as e:
             raise ApiError(503, f"server busy: {e}; retry later") from None
         except AttnlabError as e:
