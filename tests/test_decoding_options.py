@@ -8,7 +8,6 @@ lengths.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -28,7 +27,7 @@ from attnlab.decoding import (
 )
 from attnlab.errors import AttnlabError
 from attnlab.translate import alignment
-from test_decoding import EOS, PAD, model, one_thread, random_src  # noqa: F401 (fixtures)
+from test_decoding import PAD, model, one_thread, random_src  # noqa: F401 (fixtures)
 
 
 def rows(src: torch.Tensor) -> list[list[int]]:
