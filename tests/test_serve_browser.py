@@ -35,12 +35,32 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def run_dir(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("browser"))
+
+
+@pytest.fixture(scope="module")
+def server(run_dir):
     """The served tiny model on 127.0.0.1 and a free port, in a thread; yields its base URL."""
+    yield from serve(Translator.load(run_dir), run_dir)
+
+
+@pytest.fixture(scope="module")
+def ct2_server(run_dir, tmp_path_factory):
+    """The tiny model exported to CTranslate2, served as `server` is."""
+    pytest.importorskip("ctranslate2")
+    from attnlab.export.ctranslate2 import export_ctranslate2
+    from attnlab.translate import load_engine
+
+    engine = load_engine("ctranslate2", export_ctranslate2(run_dir, tmp_path_factory.mktemp("ct2") / "m"), threads=1)
+    yield from serve(engine, run_dir)
+
+
+def serve(engine, run_dir):
+    """Serve `engine` with uvicorn in a thread on a free loopback port; yield the base URL, then stop."""
     import uvicorn
 
-    run_dir = train_tiny(tmp_path_factory.mktemp("browser"))
-    app = create_app(Translator.load(run_dir), ServeSettings(port=0), run_dir=run_dir)
+    app = create_app(engine, ServeSettings(port=0), run_dir=run_dir)
     sock = listen("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -151,4 +171,26 @@ def test_column_headers_do_not_overlap(server, browser):
         assert cell["x"] - 1 <= label["x"] and label["x"] + label["width"] <= cell["x"] + cell["width"] + 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "serve_page_headers.png"), full_page=True)
+    page.close()
+
+
+def test_page_on_the_ctranslate2_engine(ct2_server, browser):
+    """CTranslate2 gives no attention maps: the page hides the heatmap and still shows n-best and links."""
+    body = {"texts": [SENTENCE], "beam": 2, "n_best": 2, "scores": True, "alignment": True}
+    expected = httpx.post(f"{ct2_server}/v1/translate", json=body, timeout=20).json()["hypotheses"][0]
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.set_default_timeout(20_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(ct2_server + "/")
+    page.wait_for_selector("#direction:has-text('→')")
+    page.fill("#source", SENTENCE)
+    page.fill("#beam", "2")
+    page.fill("#nbest", "2")
+    page.click("#go")
+    page.wait_for_selector("#status:text-matches('ms$')")
+    assert page.locator("#hypotheses .hyp-text").all_text_contents() == [h["translation"] for h in expected]
+    assert page.text_content("#alignment-pairs") == expected[0]["alignment"]
+    assert page.is_hidden("#attention-section") and page.locator("#heatmap .cell").count() == 0
+    assert not errors, errors
     page.close()

@@ -114,7 +114,8 @@ class ModelInfo(BaseModel):
     target_language: str
     sizes: dict[str, int] = Field(description="d_model, heads, feed-forward width, layers, parameters")
     vocabulary: dict[str, Any] = Field(description="size, joint or not, sentencepiece model type")
-    decode: dict[str, Any] = Field(description="default decoding options")
+    decode: dict[str, Any] = Field(description="default decoding options, and whether the engine gives word "
+                                               "alignments and attention maps")
     scores: dict[str, Any] | None = Field(description="dev scores of the served weights (scores.json)")
     limits: dict[str, int] = Field(description="request limits of this server")
 
@@ -315,7 +316,8 @@ def model_info(translator: TranslatorBase, settings: ServeSettings, run_dir: str
                "decoder_layers": m.n_decoder_layers, "parameters": count_parameters(m)},
         vocabulary={"size": m.vocab_size, "joint": cfg.tokenizer.joint, "model_type": cfg.tokenizer.model_type},
         decode={"beam": cfg.decode.beam, "length_penalty": cfg.decode.length_penalty,
-                "max_input_tokens": cfg.decode.max_input_tokens, "alignment": getattr(translator, "alignments", False)},
+                "max_input_tokens": cfg.decode.max_input_tokens, "alignment": getattr(translator, "alignments", False),
+                "attention_maps": getattr(translator, "attention_maps", True)},
         scores=load_scores(run_dir),
         limits={"max_texts": settings.max_texts, "max_chars": settings.max_chars,
                 "max_body_bytes": settings.max_body_bytes, "max_beam": settings.max_beam,

@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 let result = null; // the attention of the last translation: {source_tokens, target_tokens, cross, cross_layers}
 let hypotheses = []; // the n-best list of the last translation: [{translation, score, log_prob, alignment, ...}]
 let alignments = true; // the served engine gives word alignments
+let attentionMaps = true; // the served engine gives attention maps (the heatmap)
 const SVG = "http://www.w3.org/2000/svg";
 
 function setStatus(message, isError = false) {
@@ -28,7 +29,9 @@ async function loadModel() {
   $("nbest").max = info.limits.max_beam;
   $("prefix").lang = info.target_language;
   alignments = info.decode.alignment !== false;
+  attentionMaps = info.decode.attention_maps !== false;
   $("alignment-section").hidden = !alignments;
+  $("attention-section").hidden = !attentionMaps;
   for (let layer = 0; layer < info.sizes.decoder_layers; layer++) {
     $("layer").append(new Option(`layer ${layer + 1}`, String(layer)));
   }
@@ -47,7 +50,7 @@ async function translate(event) {
     const beam = Number($("beam").value);
     const body = {
       texts: [text], beam, n_best: Math.max(1, Math.min(Number($("nbest").value), beam)), scores: true,
-      alignment: alignments, attention: true, attention_layers: true,
+      alignment: alignments, attention: attentionMaps, attention_layers: attentionMaps,
     };
     const prefix = $("prefix").value.trim();
     if (prefix) body.prefix = prefix;
@@ -56,7 +59,7 @@ async function translate(event) {
     });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
-    result = data.attention[0];
+    result = data.attention ? data.attention[0] : null;
     hypotheses = data.hypotheses ? data.hypotheses[0] : [];
     $("translation").textContent = data.translations[0];
     listHypotheses();
