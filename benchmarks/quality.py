@@ -117,7 +117,9 @@ def main() -> None:
            "overrides": args.overrides, "minutes": args.minutes,
            "threads": args.threads, "cores": cores, "gflops": round(peak, 1), "steps": result["step"],
            "epoch": result["epoch"], "train_wall_s": round(train_wall, 1),
-           "dev_bleu_greedy_subset": result.get("dev_bleu"), "averaged": "averaged" in result}
+           "dev_bleu_greedy_subset": result.get("dev_bleu"), "averaged": bool(result.get("averaged", {}).get("best"))}
+    if "averaged" in result and not row["averaged"]:  # the trainer kept its best single checkpoint instead
+        row["settings"] += ", best single checkpoint kept (the average scored lower on dev)"
     row.update(score_splits(run, ["dev", "test"] if args.test else ["dev"], args.beam))
     out = ROOT / "benchmarks" / "results" / f"quality-{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
     python benchmarks/tables.py --write    # replace each <!-- NAME:begin --> ... <!-- NAME:end --> block
 
 Tables: `quality` (every benchmarks/results/quality-*.json from benchmarks/quality.py, in the order
-of the `rows` list in benchmarks/results/quality-order.txt when it exists, else by name), `throughput`
+of the `rows` list in benchmarks/results/quality-order.txt, then any others by name), `throughput`
 (throughput-*.json from train_throughput.py), `decoding` (decode-*.json from decode_vs_ctranslate2.py),
 `serving` (serve.json from serve_load.py) and `word2vec` (word2vec.json from word2vec_vs_gensim.py).
 A figure in a generated block always comes from a result file, never from hand-editing; a table whose
@@ -29,7 +29,8 @@ def _fmt(value: float | None) -> str:
 def quality_table() -> str:
     rows = {p.stem.removeprefix("quality-"): json.loads(p.read_text()) for p in sorted(RESULTS.glob("quality-*.json"))}
     order_file = RESULTS / "quality-order.txt"
-    names = [n for n in order_file.read_text().split() if n in rows] if order_file.is_file() else sorted(rows)
+    names = [n for n in order_file.read_text().split() if n in rows] if order_file.is_file() else []
+    names += [n for n in sorted(rows) if n not in names]  # rows the order file does not list yet come last
     lines = ["| row | direction | settings | budget | steps | dev BLEU | test BLEU | test chrF | GFLOP/s × threads |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
