@@ -122,16 +122,7 @@ def test_translation_and_heatmap_in_the_browser(server, browser):
 def test_nbest_and_alignment_in_the_browser(server, browser):
     body = {"texts": [SENTENCE], "beam": 3, "n_best": 3, "scores": True, "alignment": True, "attention": True}
     expected = httpx.post(f"{server}/v1/translate", json=body, timeout=20).json()["hypotheses"][0]
-    page = browser.new_page(viewport={"width": 1000, "height": 900})
-    page.set_default_timeout(20_000)
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server + "/")
-    page.wait_for_selector("#direction:has-text('→')")
-    page.fill("#source", SENTENCE)
-    page.fill("#beam", "3")
-    page.fill("#nbest", "3")
-    page.click("#go")
+    page, errors = _ask_for_hypotheses(browser, server, beam=3, height=900)
     page.wait_for_selector("#hypotheses li")
     page.wait_for_selector("#status:text-matches('ms$')")
 
@@ -178,19 +169,25 @@ def test_page_on_the_ctranslate2_engine(ct2_server, browser):
     """CTranslate2 gives no attention maps: the page hides the heatmap and still shows n-best and links."""
     body = {"texts": [SENTENCE], "beam": 2, "n_best": 2, "scores": True, "alignment": True}
     expected = httpx.post(f"{ct2_server}/v1/translate", json=body, timeout=20).json()["hypotheses"][0]
-    page = browser.new_page(viewport={"width": 1000, "height": 800})
-    page.set_default_timeout(20_000)
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(ct2_server + "/")
-    page.wait_for_selector("#direction:has-text('→')")
-    page.fill("#source", SENTENCE)
-    page.fill("#beam", "2")
-    page.fill("#nbest", "2")
-    page.click("#go")
+    page, errors = _ask_for_hypotheses(browser, ct2_server, beam=2, height=800)
     page.wait_for_selector("#status:text-matches('ms$')")
     assert page.locator("#hypotheses .hyp-text").all_text_contents() == [h["translation"] for h in expected]
     assert page.text_content("#alignment-pairs") == expected[0]["alignment"]
     assert page.is_hidden("#attention-section") and page.locator("#heatmap .cell").count() == 0
     assert not errors, errors
     page.close()
+
+
+def _ask_for_hypotheses(browser, server: str, beam: int, height: int):
+    """Open the page, translate SENTENCE with `beam` beams and as many hypotheses; the page and its errors."""
+    page = browser.new_page(viewport={"width": 1000, "height": height})
+    page.set_default_timeout(20_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server + "/")
+    page.wait_for_selector("#direction:has-text('→')")
+    page.fill("#source", SENTENCE)
+    page.fill("#beam", str(beam))
+    page.fill("#nbest", str(beam))
+    page.click("#go")
+    return page, errors
