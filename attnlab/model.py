@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from attnlab.config import ModelConfig, attention_divisor
 from attnlab.nn.attention import KVCache
+from attnlab.nn.dropout import dropout
 from attnlab.nn.layers import DecoderLayer, EncoderLayer
 from attnlab.nn.positional import PositionalEncoding
 from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
@@ -115,6 +116,13 @@ class Seq2SeqTransformer(nn.Module):
         self._step_layers: list[StepLayer] | None = None  # their per-layer view, renewed by start_decoding
         self.reset_parameters()
 
+    def train(self, mode: bool = True) -> Seq2SeqTransformer:
+        """nn.Module.train (and .eval), dropping the inference weight copies: training may have changed the
+        weights in ways their version counters do not show (the fused optimizer's update)."""
+        self._transposed.clear()
+        self._step_layers = None
+        return super().train(mode)
+
     def reset_parameters(self) -> None:
         """Xavier-uniform matrices, zero biases; embeddings N(0, D^-1/2) so that embed·√D has unit variance."""
         for name, p in self.named_parameters():
@@ -133,7 +141,7 @@ class Seq2SeqTransformer(nn.Module):
 
     def _embed(self, emb: nn.Embedding, ids: Tensor, offset: int = 0) -> Tensor:
         x = emb(ids) * math.sqrt(self.cfg.d_model)  # (B,T,D)
-        return F.dropout(self.positions(x, offset), self.cfg.dropout, self.training)
+        return dropout(self.positions(x, offset), self.cfg.dropout, self.training)
 
     def encode(self, src: Tensor, need_weights: bool = False) -> Memory:
         """src (B,S) ids, right-padded with pad_id -> Memory with states (B,S,D)."""

@@ -30,3 +30,26 @@ def test_fused_gradcheck():
     logits = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
     target = torch.randint(0, 7, (5,))
     assert torch.autograd.gradcheck(lambda z: label_smoothed_fused(z, target, 0.1)[0], (logits,))
+
+
+def test_fused_blocks_and_no_grad_path_agree(monkeypatch):
+    """Rows are processed a block at a time (here 4 rows of 11, the last block short); without a gradient
+    the forward takes the logsumexp-only path: both give the readable path's values."""
+    import attnlab.nn.loss as loss_mod
+
+    monkeypatch.setattr(loss_mod, "BLOCK_BYTES", 4 * 11 * 8)
+    torch.manual_seed(1)
+    logits = 4 * torch.randn(37, 11, dtype=torch.float64, requires_grad=True)
+    logits.retain_grad()
+    target = torch.randint(0, 11, (37,))
+    ref_loss, ref_nll = label_smoothed_readable(logits, target, 0.1)
+    (ref_grad,) = torch.autograd.grad(ref_loss, logits)
+    loss, nll = label_smoothed_fused(logits, target, 0.1)
+    (grad,) = torch.autograd.grad(loss, logits)
+    torch.testing.assert_close(loss, ref_loss)
+    torch.testing.assert_close(nll, ref_nll.detach())
+    torch.testing.assert_close(grad, ref_grad)
+    with torch.no_grad():
+        loss0, nll0 = label_smoothed_fused(logits, target, 0.1)
+    torch.testing.assert_close(loss0, ref_loss.detach())
+    torch.testing.assert_close(nll0, ref_nll.detach())

@@ -232,3 +232,31 @@ def test_inference_weight_copies_follow_updates():
     changed, reference = both()
     torch.testing.assert_close(changed, reference)
     assert not torch.allclose(changed, fast)
+
+
+def test_inference_weight_copies_follow_a_fused_optimizer_step():
+    """torch's fused Adam updates weights without bumping their version counters: the copies must still be
+    renewed, because the trainer switches the model to training mode and back around every update."""
+    from attnlab.train import make_optimizer
+
+    model = tiny()
+    opt = make_optimizer(model, 0.0)
+    src = torch.randint(4, V, (2, 4))
+    first = torch.ones(2, 1, dtype=torch.long)
+
+    def both():
+        model.eval()
+        with torch.inference_mode():
+            memory = model.encode(src)
+            reference = model.logits(model.decode(first, memory=memory).hidden[:, -1])
+            return model.decode_step(first, model.start_decoding(memory)), reference
+
+    before, _ = both()
+    model.train()
+    model(src, first).square().mean().backward()
+    for group in opt.param_groups:
+        group["lr"] = 0.1
+    opt.step()
+    after, reference = both()
+    torch.testing.assert_close(after, reference)
+    assert not torch.allclose(after, before)

@@ -62,21 +62,17 @@ def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
 
 def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> Batch:
     """Pad one batch: src ids as given; target gets <bos> in front (input) and <eos> behind (output)."""
-    b = len(src)
     t_len = max(len(y) for y in tgt) + 1
-    tgt_in = torch.full((b, t_len), PAD, dtype=torch.long)
-    tgt_out = torch.full((b, t_len), PAD, dtype=torch.long)
-    for r, y in enumerate(tgt):
-        tgt_in[r, : len(y) + 1] = torch.tensor([BOS, *y], dtype=torch.long)
-        tgt_out[r, : len(y) + 1] = torch.tensor([*y, EOS], dtype=torch.long)
+    tgt_in = _padded([[BOS, *y] for y in tgt], t_len)
+    tgt_out = _padded([[*y, EOS] for y in tgt], t_len)
     return Batch(pad_sources(src), tgt_in, tgt_out, sum(len(y) + 1 for y in tgt))
 
 
 def pad_sources(src: Sequence[Sequence[int]]) -> Tensor:
     """(B, S) right-padded source ids (at least one column)."""
-    s_len = max(1, max((len(x) for x in src), default=1))
-    out = torch.full((len(src), s_len), PAD, dtype=torch.long)
-    for r, x in enumerate(src):
-        if x:
-            out[r, : len(x)] = torch.tensor(x, dtype=torch.long)
-    return out
+    return _padded(src, max(1, max((len(x) for x in src), default=1)))
+
+
+def _padded(rows: Sequence[Sequence[int]], length: int) -> Tensor:
+    """(len(rows), length) long tensor of the rows, right-padded with PAD (built as one list: one copy)."""
+    return torch.tensor([[*x, *[PAD] * (length - len(x))] for x in rows], dtype=torch.long).view(len(rows), length)

@@ -93,12 +93,17 @@ def _residual(x: Tensor, out: Tensor, lw: StepLayer, norm: Norm) -> Tensor:
 class TransposedWeights:
     """(in, out) copies of (out, in) weight matrices for inference, remade when a weight changes.
 
-    A copy is reused while its weight is the same tensor with the same storage and version counter (every
-    in-place update, an optimizer step or load_state_dict, bumps the version), so it never goes stale.
+    A copy is reused while its weight is the same tensor with the same storage and version counter (an
+    in-place update such as load_state_dict or a plain optimizer step bumps the version). torch's fused
+    optimizers update weights without bumping it, so the model also calls `clear` whenever it changes
+    between training and inference mode (`Seq2SeqTransformer.train`).
     """
 
     def __init__(self) -> None:
         self._copies: dict[int, tuple[Tensor, int, int, Tensor]] = {}  # id -> (weight, data_ptr, version, copy)
+
+    def clear(self) -> None:
+        self._copies.clear()
 
     def __call__(self, weight: Tensor) -> Tensor:
         hit = self._copies.get(id(weight))
