@@ -4,7 +4,9 @@ same batches, in one run; with model-FLOPs utilisation against this machine's me
     python benchmarks/train_throughput.py [--threads 2] [--steps 20] [--repeats 3] [--batches synthetic|tatoeba]
 
 Both models get token embeddings ·√D + sinusoidal positions, the same stacks, a tied output layer,
-label-smoothed cross-entropy (ε=0.1) and one Adam step per batch. The baseline is written as a careful
+label-smoothed cross-entropy (ε=0.1) and one step of the same optimizer per batch (attnlab's
+`make_optimizer`: torch's fused Adam), in one process whose allocator keeps freed memory
+(`attnlab.hardware.keep_freed_memory`, as `attnlab train` sets it): both sides get both. The baseline is written as a careful
 nn.Transformer user would: logits only at real target positions (as attnlab's loss does), a source padding
 mask only when a batch has padding, and no target padding mask (with right padding the causal mask already
 keeps real positions off the padding). nn.Transformer uses its own dropout placement (residual, attention
@@ -31,11 +33,11 @@ from torch import nn
 
 from attnlab.config import ModelConfig
 from attnlab.data.batching import Batch, collate, make_batches
-from attnlab.hardware import matmul_peak
+from attnlab.hardware import keep_freed_memory, matmul_peak
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.tokenizer import PAD
-from attnlab.train import batch_loss
+from attnlab.train import batch_loss, make_optimizer
 
 D, H, FF, LAYERS, V = 256, 4, 1024, 3, 8000
 
@@ -129,6 +131,7 @@ def main() -> None:
                    help="where to write the rows (default benchmarks/results/throughput-BATCHES.json)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
     torch.manual_seed(0)
     batches = synthetic_batches(args.steps) if args.batches == "synthetic" else tatoeba_batches(args.steps)
     tokens = sum(b.n_tgt_tokens for b in batches)
@@ -148,7 +151,10 @@ def main() -> None:
         ("attnlab, paper dropout", "less work: no attention/activation dropout", ours(),
          lambda m, b: batch_loss(m, b, 0.1)[0]),
     ]
-    opts = [torch.optim.Adam(m.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9) for _, _, m, _ in runs]
+    opts = [make_optimizer(m, 0.0) for _, _, m, _ in runs]
+    for opt in opts:
+        for group in opt.param_groups:
+            group["lr"] = 1e-4
     for (_, _, model, fn), opt in zip(runs, opts):
         train_steps(model, opt, fn, batches[: args.warmup])
     seconds: list[list[float]] = [[] for _ in runs]
