@@ -98,13 +98,14 @@ def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A run directory trained once per pytest run on the tiny number corpus (a few seconds), through
-    the command line, so it also holds what `attnlab train` writes after training (report.html)."""
+    the command line, so it also holds what `attnlab train` writes after training (report.html). 200 steps:
+    enough that its searches give non-empty digit sequences (after 60, beam search can end at once)."""
     from attnlab.cli import main
 
     root = tmp_path_factory.mktemp("tiny-run")
     config = write_tiny_corpus(root)["config"]
     run_dir = root / "run"
-    assert main(["-q", "train", "--config", str(config), "--out", str(run_dir)]) == 0
+    assert main(["-q", "train", "--config", str(config), "--out", str(run_dir), "--set", "train.max_steps=200"]) == 0
     return run_dir
 
 

@@ -158,7 +158,7 @@ function drawAlignment(i) {
   $("alignment-pairs").textContent = "";
   document.querySelectorAll("#hypotheses li").forEach((el) => el.classList.toggle("selected", Number(el.dataset.i) === i));
   const hyp = hypotheses[i];
-  if (!hyp || !hyp.alignment || !hyp.source_words) return;
+  if (!hyp || typeof hyp.alignment !== "string" || !hyp.source_words) return;  // an empty output still shows its source words
   const srcWidths = wordWidths(hyp.source_words), tgtWidths = wordWidths(hyp.target_words);
   const sum = (xs) => xs.reduce((a, b) => a + b, 0);
   const width = Math.max(sum(srcWidths), sum(tgtWidths), 100);
