@@ -102,12 +102,14 @@ def main() -> None:
     rows = []
     for ref, runs in zip(args.refs, times):
         secs = [r["s_per_step"] for r in runs]
-        rows.append({"ref": ref, "s_per_step": statistics.median(secs), "min": min(secs), "max": max(secs),
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        rows.append({"ref": ref, "commit": commit, "s_per_step": statistics.median(secs), "min": min(secs), "max": max(secs),
                      "tok_s": statistics.median(r["tok_s"] for r in runs)})
     print(f"\n| revision | s/step, median (min-max) | target tok/s | speed vs {args.refs[0]} |\n|---|---|---|---|")
     for r in rows:
         r["speedup"] = rows[0]["s_per_step"] / r["s_per_step"]
-        print(f"| {r['ref']} | {r['s_per_step']:.3f} ({r['min']:.3f}-{r['max']:.3f}) | {r['tok_s']:,.0f} | {r['speedup']:.2f}x |")
+        print(f"| {r['ref']} ({r['commit']}) | {r['s_per_step']:.3f} ({r['min']:.3f}-{r['max']:.3f}) | {r['tok_s']:,.0f} | {r['speedup']:.2f}x |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"config": args.config, "threads": args.threads, "steps": args.steps,
                                      "repeats": args.repeats, "rows": rows}, indent=1) + "\n")
