@@ -76,8 +76,11 @@ def time_ref(src: Path, args: argparse.Namespace, tok_dir: Path, work: Path) -> 
     env = dict(os.environ, PYTHONPATH=str(src))
     cmd = [sys.executable, "-c", WORKER, args.config, str(tok_dir), str(run_dir), str(args.threads),
            str(args.warmup), str(args.steps)]
-    out = subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"step_time: the run of {src.name} failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -90,6 +93,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs per revision (the row is their median)")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/step-time.json", help="where to write the rows")
     args = p.parse_args()
+    for ref in args.refs:
+        if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", ref + "^{commit}"],
+                          capture_output=True).returncode:
+            sys.exit(f"step_time: {ref!r} is not a git revision of {ROOT}")
+    if not Path(args.config).is_file():
+        sys.exit(f"step_time: no config file {args.config}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         trees = [extract(ref, work / "src") for ref in args.refs]
