@@ -38,10 +38,10 @@ class _FusedLabelSmoothedCE(torch.autograd.Function):
         rows = max(1, BLOCK_BYTES // (v * logits.element_size()))
         for i in range(0, n, rows):
             block = logits[i : i + rows]  # (R,V)
-            peak = block.amax(dim=1, keepdim=True)  # (R,1)
             if grad is None:
                 lse[i : i + rows] = torch.logsumexp(block, dim=1)
                 continue
+            peak = block.amax(dim=1, keepdim=True)  # (R,1)
             e = torch.sub(block, peak, out=grad[i : i + rows]).exp_()  # (R,V) exp(z - max)
             total = e.sum(dim=1, keepdim=True)  # (R,1)
             lse[i : i + rows] = (peak + total.log()).squeeze(1)
