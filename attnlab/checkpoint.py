@@ -13,6 +13,7 @@ A run directory is self-contained:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -27,7 +28,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from attnlab.config import Config, config_to_toml, load_config
+from attnlab.config import Config, config_to_toml, load_config, split_direction
 from attnlab.errors import AttnlabError
 from attnlab.export import CONFIG_COPY, is_export
 from attnlab.fileio import atomic_write_bytes, atomic_write_text, sha256_file
@@ -266,6 +267,17 @@ def check_direction(run_dir: Path, cfg: Config) -> None:
                            f"says {cfg.direction}; the folder mixes files of two runs")
 
 
+def choose_direction(cfg: Config, direction: str | None, model: str) -> Config:
+    """The config translating `direction`: a model of both directions takes either, any other model only its own."""
+    if direction is None or direction == cfg.direction:
+        return cfg
+    split_direction(direction)
+    if not cfg.bidirectional:
+        raise AttnlabError(f"{model} translates {cfg.direction} only (it was trained in one direction)",
+                           field="direction")
+    return dataclasses.replace(cfg, direction=direction)
+
+
 def load_run_config(run_dir: Path) -> Config:
     if not run_dir.is_dir():
         raise AttnlabError(f"model directory not found: {run_dir}")
@@ -283,13 +295,18 @@ class Run:
     model: Seq2SeqTransformer  # the best weights, in eval mode
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Config, manifest checksums, the weights' direction, tokenizer and best weights of a run directory."""
+def load_run(run_dir: str | Path, direction: str | None = None) -> Run:
+    """Config, manifest checksums, the weights' direction, tokenizer and best weights of a run directory;
+    `direction` (a model of both directions) picks the one it translates (None: its config's)."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     verify_manifest(run_dir)
     check_direction(run_dir, cfg)
+    cfg = choose_direction(cfg, direction, str(run_dir))
     tokenizer = Tokenizer.load(run_dir / TOKENIZER_DIR)
+    if cfg.bidirectional and not tokenizer.language_tags:
+        raise AttnlabError(f"{run_dir / TOKENIZER_DIR} has no language tags, but {run_dir / CONFIG_FILE} says the "
+                           "model translates both directions; the folder mixes files of two runs")
     model = Seq2SeqTransformer(cfg.model)
     load_weights(model, run_dir / WEIGHTS_FILE)
     return Run(cfg, tokenizer, model.eval())

@@ -139,7 +139,9 @@ class DecodeConfig:
 
 @dataclass(frozen=True)
 class Config:
-    direction: str = "zh-en"  # "zh-en" or "en-zh"
+    direction: str = "zh-en"  # "zh-en" or "en-zh"; with bidirectional, the direction translated by default
+    bidirectional: bool = False  # one model for both directions: each training pair also reversed, the decoder
+    # started by a target-language tag (<2en>/<2zh>) instead of <bos>; translate/evaluate/serve take --direction
     model: ModelConfig = field(default_factory=ModelConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -165,6 +167,8 @@ class Config:
         attention_divisor(m.attention_scale, m.d_model // m.n_heads)
         if m.tie_embeddings and not self.tokenizer.joint:
             raise AttnlabError("needs tokenizer.joint = true", field="model.tie_embeddings")
+        if self.bidirectional and not self.tokenizer.joint:
+            raise AttnlabError("needs tokenizer.joint = true (the decoder writes both languages)", field="bidirectional")
         if t.precision not in ("fp32", "bf16"):
             raise AttnlabError(f"must be fp32 or bf16, got {t.precision!r}", field="train.precision")
         if t.schedule not in SCHEDULES:

@@ -7,6 +7,10 @@ only trains what it is given.
 The loaded config is never changed in place: the vocabulary size goes into a copy
 (`dataclasses.replace`). Subword regularisation (Kudo 2018; `train.subword_alpha`) re-samples the
 training pairs' segmentation each epoch, seeded by (seed, epoch), so a resumed run sees the same batches.
+
+A model of both directions (`bidirectional = true`) trains on every pair twice, as (source, target) and
+reversed, each started by the tag of its target language, in one set of batches; its dev pairs are scored
+in `direction` only.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,7 @@ from attnlab.data.parallel import ParallelData, load_pairs
 from attnlab.distributed import Distributed
 from attnlab.errors import AttnlabError
 from attnlab.model import Seq2SeqTransformer
-from attnlab.tokenizer import Tokenizer
+from attnlab.tokenizer import BOS, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +41,21 @@ class EncodedData:
     src: list[list[int]]  # source ids per example
     tgt: list[list[int]]  # target ids per example (no <bos>/<eos>)
     batches: list[list[int]]  # example indices per batch
+    start: list[int] | None = None  # the decoder's first id per example (None: <bos> for all)
+
+    def batch(self, idx: Sequence[int]) -> tuple[list[list[int]], list[list[int]], list[int] | None]:
+        """(sources, targets, start ids or None) of the examples `idx`: `collate`'s arguments."""
+        start = None if self.start is None else [self.start[i] for i in idx]
+        return [self.src[i] for i in idx], [self.tgt[i] for i in idx], start
 
 
 def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tokens: int,
-                 sample_alpha: float = 0.0, rng: random.Random | None = None) -> EncodedData:
+                 sample_alpha: float = 0.0, rng: random.Random | None = None, *,
+                 start: int | None = None, reverse_start: int | None = None) -> EncodedData:
     """Encode the pairs (sampled segmentations with sample_alpha > 0, drawn with `rng`), drop those
-    empty or longer than `max_len` subwords, and batch the rest."""
+    empty or longer than `max_len` subwords, and batch the rest. `start`: the decoder's first id for every
+    example (None: <bos>); with `reverse_start` (a joint vocabulary) each pair is also an example reversed,
+    (target, source), started by that id."""
     src = tokenizer.encode_src(data.sources, sample_alpha, rng)
     tgt = tokenizer.encode_tgt(data.targets, sample_alpha, rng)
     keep = [i for i in range(len(src)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
@@ -50,8 +64,14 @@ def encode_pairs(data: ParallelData, tokenizer: Tokenizer, max_len: int, max_tok
     if not keep:
         raise AttnlabError(f"no usable sentence pairs in {data.origin}")
     src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+    starts = None if start is None else [start] * len(src)
+    if reverse_start is not None:
+        if not tokenizer.joint:
+            raise AttnlabError("training both directions needs a joint vocabulary (tokenizer.joint = true)")
+        src, tgt = src + tgt, tgt + src
+        starts = [start if start is not None else BOS] * len(keep) + [reverse_start] * len(keep)
     batches = make_batches([(len(s), len(t) + 1) for s, t in zip(src, tgt)], max_tokens)
-    return EncodedData(src, tgt, batches)
+    return EncodedData(src, tgt, batches, starts)
 
 
 class TrainingBatches:
@@ -59,16 +79,19 @@ class TrainingBatches:
     (`alpha` > 0) a new sampled segmentation each epoch, seeded by (seed, epoch)."""
 
     def __init__(self, data: ParallelData, tokenizer: Tokenizer, *, max_len: int, max_tokens: int,
-                 alpha: float = 0.0, seed: int = 1) -> None:
+                 alpha: float = 0.0, seed: int = 1, start: int | None = None,
+                 reverse_start: int | None = None) -> None:
         self.data, self.tokenizer, self.max_len, self.max_tokens = data, tokenizer, max_len, max_tokens
         self.alpha, self.seed = alpha, seed
-        self.current = encode_pairs(data, tokenizer, max_len, max_tokens)  # the latest encoding handed out
+        self.starts = dict(start=start, reverse_start=reverse_start)  # `encode_pairs`'s start ids
+        self.current = encode_pairs(data, tokenizer, max_len, max_tokens, **self.starts)  # the latest handed out
         self._epoch = -1  # the epoch whose sampled segmentation `current` holds (alpha > 0)
 
     def epoch(self, epoch: int) -> EncodedData:
         if self.alpha > 0 and self._epoch != epoch:
             rng = random.Random(self.seed * 1_000_003 + epoch + 1)
-            self.current = encode_pairs(self.data, self.tokenizer, self.max_len, self.max_tokens, self.alpha, rng)
+            self.current = encode_pairs(self.data, self.tokenizer, self.max_len, self.max_tokens, self.alpha, rng,
+                                        **self.starts)
             self._epoch = epoch
         return self.current
 
@@ -96,15 +119,20 @@ def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = Fa
     if resume_from is None and dist.main:
         log.info("training the %s tokenizer (%d subwords) on %d pairs", cfg.tokenizer.model_type,
                  cfg.tokenizer.vocab_size, len(train_data))
-        Tokenizer.train(train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed)
+        Tokenizer.train(train_data.pairs, cfg.tokenizer, tok_dir, seed=t.seed, language_tags=cfg.bidirectional)
     dist.barrier()
     tokenizer = Tokenizer.load(tok_dir)
+    if cfg.bidirectional and not tokenizer.language_tags:
+        raise AttnlabError(f"{tok_dir} has no language tags: it belongs to a model of one direction")
+    start, reverse_start = ((tokenizer.start_id(cfg.tgt_lang), tokenizer.start_id(cfg.src_lang))
+                            if cfg.bidirectional else (None, None))
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size))
     if dist.main:
         checkpoint.save_config(run_dir, cfg)
     batches = TrainingBatches(train_data, tokenizer, max_len=cfg.data.max_tokens_per_sentence,
-                              max_tokens=t.max_tokens, alpha=t.subword_alpha, seed=t.seed)
-    dev = encode_pairs(dev_data, tokenizer, 10**9, t.max_tokens)
+                              max_tokens=t.max_tokens, alpha=t.subword_alpha, seed=t.seed,
+                              start=start, reverse_start=reverse_start)
+    dev = encode_pairs(dev_data, tokenizer, 10**9, t.max_tokens, start=start)
     torch.manual_seed(t.seed)  # the initial weights (and, until a checkpoint's RNG replaces it, dropout)
     model = Seq2SeqTransformer(cfg.model).to(dist.device)
     if t.init_embeddings and resume_from is None:

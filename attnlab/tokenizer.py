@@ -7,6 +7,10 @@ Special ids are fixed for every model attnlab trains:
     3 <unk>   a character the vocabulary does not cover
 By default one joint zh+en model is trained on both sides of the training pairs (needed for tied
 embeddings); with `joint = false` the source and target sides get one model each.
+
+A tokenizer for a model of both directions (`bidirectional = true`) also holds the target-language tags
+<2zh> and <2en>, sentencepiece control symbols: they have ids but no text ever encodes to them. The decoder
+starts from the tag of the language it is to write (`start_id`) instead of <bos>.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+LANGUAGE_TAGS = {"zh": "<2zh>", "en": "<2en>"}  # the decoder's first token in a model of both directions
 JOINT_FILE, SRC_FILE, TGT_FILE = "joint.model", "src.model", "tgt.model"
 MAX_TRAIN_SENTENCES = 2_000_000
 _SURROGATE = re.compile("[\ud800-\udfff]")  # lone UTF-16 halves: a str from a bad decoder
@@ -39,7 +44,7 @@ def encodable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
-def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int) -> bytes:
+def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int, language_tags: bool = False) -> bytes:
     if not sentences:
         raise AttnlabError("cannot train a tokenizer on an empty corpus")
     if len(sentences) > MAX_TRAIN_SENTENCES:
@@ -54,6 +59,7 @@ def _train_model(sentences: list[str], cfg: TokenizerConfig, seed: int) -> bytes
             character_coverage=cfg.character_coverage,
             pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
             pad_piece=SPECIALS[0], bos_piece=SPECIALS[1], eos_piece=SPECIALS[2], unk_piece=SPECIALS[3],
+            control_symbols=list(LANGUAGE_TAGS.values()) if language_tags else [],
             hard_vocab_limit=False,  # tiny corpora get a smaller vocabulary instead of an error
             num_threads=2,
             minloglevel=2,
@@ -108,11 +114,15 @@ class Tokenizer:
         return max(self.src.get_piece_size(), self.tgt.get_piece_size())
 
     @classmethod
-    def train(cls, pairs: Sequence[tuple[str, str]], cfg: TokenizerConfig, out_dir: Path, seed: int = 1) -> "Tokenizer":
-        """Train on the (src, tgt) pairs and save the model file(s) into out_dir."""
+    def train(cls, pairs: Sequence[tuple[str, str]], cfg: TokenizerConfig, out_dir: Path, seed: int = 1,
+              language_tags: bool = False) -> "Tokenizer":
+        """Train on the (src, tgt) pairs and save the model file(s) into out_dir; with `language_tags` (a joint
+        vocabulary only) the model also holds <2zh> and <2en>."""
         out_dir.mkdir(parents=True, exist_ok=True)
+        if language_tags and not cfg.joint:
+            raise AttnlabError("language tags need a joint vocabulary (tokenizer.joint = true)")
         if cfg.joint:
-            model = _train_model([s for p in pairs for s in p], cfg, seed)
+            model = _train_model([s for p in pairs for s in p], cfg, seed, language_tags)
             atomic_write_bytes(out_dir / JOINT_FILE, model)
         else:
             atomic_write_bytes(out_dir / SRC_FILE, _train_model([s for s, _ in pairs], cfg, seed))
@@ -138,6 +148,27 @@ class Tokenizer:
             joint = proc(JOINT_FILE)
             return cls(joint, joint, True)
         return cls(proc(SRC_FILE), proc(TGT_FILE), False)
+
+    @property
+    def language_tags(self) -> bool:
+        """Whether the vocabulary holds the target-language tags (a model of both directions)."""
+        return all(self._tag_id(lang) is not None for lang in LANGUAGE_TAGS)
+
+    def _tag_id(self, lang: str) -> int | None:
+        i = self.tgt.piece_to_id(LANGUAGE_TAGS[lang])
+        return i if i != UNK and self.tgt.is_control(i) else None
+
+    def start_id(self, tgt_lang: str | None = None) -> int:
+        """The decoder's first token: <bos>, or with `tgt_lang` the tag of that target language."""
+        if tgt_lang is None:
+            return BOS
+        if tgt_lang not in LANGUAGE_TAGS:
+            raise AttnlabError(f"no language tag for {tgt_lang!r} (known: {', '.join(LANGUAGE_TAGS)})")
+        tag = self._tag_id(tgt_lang)
+        if tag is None:
+            raise AttnlabError(f"this tokenizer has no {LANGUAGE_TAGS[tgt_lang]} tag: it was not trained for a model "
+                               "of both directions")
+        return tag
 
     def encode_src(self, texts: Iterable[str], sample_alpha: float = 0.0,
                    rng: random.Random | None = None) -> list[list[int]]:

@@ -129,7 +129,7 @@ class Evaluator:
     def dev_loss(self, model: Seq2SeqTransformer) -> float:
         nll_sum, n = 0.0, 0
         for idx in self.dev.batches:
-            batch = collate([self.dev.src[i] for i in idx], [self.dev.tgt[i] for i in idx]).to(self.device)
+            batch = collate(*self.dev.batch(idx)).to(self.device)
             _, nll = batch_loss(model, batch, 0.0)
             nll_sum, n = nll_sum + nll.item(), n + batch.n_tgt_tokens
         return nll_sum / n
@@ -359,26 +359,27 @@ class Trainer:
             return f"reached max_minutes={t.max_minutes:g}"
         return None
 
-    def _next_batches(self) -> list[tuple[list[list[int]], list[list[int]]]]:
-        """The step's next `accumulate × world` batches (source and target ids) in this epoch's seeded order."""
+    def _next_batches(self) -> list[tuple[list[list[int]], list[list[int]], list[int] | None]]:
+        """The step's next `accumulate × world` batches (source ids, target ids, start ids or None: `collate`'s
+        arguments) in this epoch's seeded order."""
         s, out = self.state, []
         for _ in range(self.cfg.train.accumulate * self.dist.world):
             enc = self.batches.epoch(s.epoch)
             order = epoch_order(len(enc.batches), self.cfg.train.seed, s.epoch)
             idx = enc.batches[order[s.position]]
-            out.append(([enc.src[i] for i in idx], [enc.tgt[i] for i in idx]))
+            out.append(enc.batch(idx))
             s.take_batch(len(order))
         return out
 
     def train_step(self) -> StepResult:
         t, d = self.cfg.train, self.dist
         step_batches = self._next_batches()
-        n_tokens = sum(len(y) + 1 for _, tgt in step_batches for y in tgt)  # over all ranks
+        n_tokens = sum(len(y) + 1 for _, tgt, _ in step_batches for y in tgt)  # over all ranks
         mine = step_batches[d.rank :: d.world]
         loss_sum = nll_sum = 0.0
         autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
-        for k, (src, tgt) in enumerate(mine):
-            batch = collate(src, tgt).to(d.device)
+        for k, parts in enumerate(mine):
+            batch = collate(*parts).to(d.device)
             last = k == len(mine) - 1
             sync = contextlib.nullcontext() if last or not d.active else self.loss_fn.no_sync()
             with sync:

@@ -7,7 +7,8 @@ GEMM peak ~150-170 GFLOP/s); on a faster machine emulate it with one core:
 
 The script measures the fp32 matmul peak with the same thread count first and prints it beside the
 scores. Dev BLEU (beam 4, full dev split) is what levers are tuned on; pass --test only once per
-final configuration. Results go to benchmarks/results/quality-NAME.json.
+final configuration. Results go to benchmarks/results/quality-NAME.json; a model of both directions
+(`--set bidirectional=true`) is scored in each, its other direction as row NAME-rev.
 """
 
 from __future__ import annotations
@@ -52,17 +53,37 @@ def settings(cfg: Config) -> str:
         parts.append(f"subword alpha {t.subword_alpha:g}")
     if t.average_last:
         parts.append(f"average last {t.average_last}")
+    if cfg.bidirectional:
+        parts.append("one model for both directions")
     return ", ".join(parts)
 
 
-def score_splits(model: Path, splits: list[str], beam: int) -> dict:
-    """dev/test BLEU and chrF of a model directory (beam search, multi-reference)."""
+def score_splits(model: Path, splits: list[str], beam: int, direction: str | None = None) -> dict:
+    """dev/test BLEU and chrF of a model directory (beam search, multi-reference), in `direction` (None: its own)."""
     row = {}
+    chosen = ["--direction", direction] if direction else []
     for split in splits:
-        scores = json.loads(attnlab("--quiet", "evaluate", "--model", str(model), "--split", split, "--beam", str(beam)))
+        scores = json.loads(attnlab("--quiet", "evaluate", "--model", str(model), "--split", split, "--beam", str(beam),
+                                    *chosen))
         row[f"{split}_bleu"] = round(scores["bleu"], 2)
         row[f"{split}_chrf"] = round(scores["chrf"], 2)
     return row
+
+
+def write_rows(row: dict, model: Path, cfg: Config, splits: list[str], beam: int) -> dict:
+    """Score `model` into `row` and write it; a model of both directions also gets row NAME-rev, scored the
+    other way. Returns the first row."""
+    rows = [dict(row, **score_splits(model, splits, beam))]
+    if cfg.bidirectional:
+        reverse = "-".join(reversed(cfg.direction.split("-")))
+        rows.append(dict(row, name=f"{row['name']}-rev", direction=reverse,
+                         **score_splits(model, splits, beam, reverse)))
+    for r in rows:
+        out = ROOT / "benchmarks" / "results" / f"quality-{r['name']}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(r, indent=1) + "\n")
+        print(json.dumps(r))
+    return rows[0]
 
 
 def rescore(args: argparse.Namespace) -> None:
@@ -76,10 +97,7 @@ def rescore(args: argparse.Namespace) -> None:
     row = {k: v for k, v in base.items() if not k.endswith(("_bleu", "_chrf"))}
     row.update(name=f"{args.name}-last{args.pick}", picked=f"mean of the last {args.pick} checkpoints",
                settings=base["settings"] + (", last checkpoint" if args.pick == 1 else f", mean of last {args.pick}"))
-    row.update(score_splits(picked, ["dev", "test"] if args.test else ["dev"], args.beam))
-    out = ROOT / "benchmarks" / "results" / f"quality-{row['name']}.json"
-    out.write_text(json.dumps(row, indent=1) + "\n")
-    print(json.dumps(row))
+    write_rows(row, picked, load_config(picked / "config.toml"), ["dev", "test"] if args.test else ["dev"], args.beam)
 
 
 def main() -> None:
@@ -120,10 +138,7 @@ def main() -> None:
            "dev_bleu_greedy_subset": result.get("dev_bleu"), "averaged": bool(result.get("averaged", {}).get("best"))}
     if "averaged" in result and not row["averaged"]:  # the trainer kept its best single checkpoint instead
         row["settings"] += ", best single checkpoint kept (the average scored lower on dev)"
-    row.update(score_splits(run, ["dev", "test"] if args.test else ["dev"], args.beam))
-    out = ROOT / "benchmarks" / "results" / f"quality-{args.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(row, indent=1) + "\n")
+    row = write_rows(row, run, cfg, ["dev", "test"] if args.test else ["dev"], args.beam)
     test = f" | test BLEU {row['test_bleu']:.2f}" if args.test else ""
     print(f"| {args.name} | {' '.join(args.overrides) or '(config as is)'} | {row['steps']} steps | "
           f"dev BLEU {row['dev_bleu']:.2f}{test} | {peak:.0f} GFLOP/s × {args.threads} thread |")

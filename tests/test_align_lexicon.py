@@ -114,7 +114,8 @@ class StubModel:
 
 def test_read_alignments_recovers_the_links_the_model_attends() -> None:
     table: dict[str, int] = {}
-    tokenizer = SimpleNamespace(src=CharPieces(table, by_word=False), tgt=CharPieces(table, by_word=True))
+    tokenizer = SimpleNamespace(src=CharPieces(table, by_word=False), tgt=CharPieces(table, by_word=True),
+                                language_tags=False)
     zh_en = {"猫": "cat", "狗": "dog", "鱼": "fish", "吃": "eats"}
     pairs = [("猫吃鱼", "cat eats fish"), ("狗吃鱼", "dog eats fish"), ("猫", "cat"), ("狗吃", "dog eats")]
     for text in [w for p in pairs for w in p]:

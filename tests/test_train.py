@@ -212,9 +212,9 @@ def test_accumulating_two_batches_is_one_concatenated_batch(tiny_corpus, tmp_pat
     initial = [p.detach().clone() for p in two.model.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(initial, one.model.parameters()))  # the same seed
     out_two, grads_two, after_two, used = _one_step(two)
-    longest = [max(len(x) for x in src) for src, _ in used]
+    longest = [max(len(x) for x in src) for src, _, _ in used]
     assert len(used) == 2 and longest[0] != longest[1]  # the joined batch pads the shorter one's sources
-    joined = [(used[0][0] + used[1][0], used[0][1] + used[1][1])]
+    joined = [(used[0][0] + used[1][0], used[0][1] + used[1][1], None)]
     out_one, grads_one, after_one, _ = _one_step(one, joined)
     assert out_two.tokens == out_one.tokens and out_two.lr == out_one.lr
     assert out_two.loss == pytest.approx(out_one.loss, rel=1e-5)

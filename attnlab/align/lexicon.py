@@ -154,17 +154,20 @@ def encode_pair(tokenizer, zh: str, en: str) -> EncodedPair | None:
 
 
 @torch.inference_mode()
-def cross_attention(model, batch: Sequence[EncodedPair], layers: Sequence[int]) -> dict[int, list[np.ndarray]]:
+def cross_attention(model, batch: Sequence[EncodedPair], layers: Sequence[int],
+                    start: int | None = None) -> dict[int, list[np.ndarray]]:
     """Teacher-forced cross-attention of each pair, per layer choice: {layer: [(T, S) per pair]},
-    heads averaged; row t is the step that produces target piece t."""
+    heads averaged; row t is the step that produces target piece t. `start`: the decoder's first id
+    (None: <bos>; the <2en> tag for a model of both directions)."""
     from attnlab.data.batching import pad_sources
     from attnlab.tokenizer import BOS, PAD
 
+    start = BOS if start is None else start
     src = pad_sources([p.src_ids for p in batch])  # (B, S)
     t_len = max(len(p.tgt_ids) for p in batch) + 1
     tgt_in = torch.full((len(batch), t_len), PAD, dtype=torch.long)  # (B, T+1)
     for r, p in enumerate(batch):
-        tgt_in[r, :len(p.tgt_ids) + 1] = torch.tensor([BOS, *p.tgt_ids], dtype=torch.long)
+        tgt_in[r, :len(p.tgt_ids) + 1] = torch.tensor([start, *p.tgt_ids], dtype=torch.long)
     out = model.decode(tgt_in, memory=model.encode(src), need_weights=True)
     per_layer = [w.mean(dim=1) for w in out.cross_attention]  # each (B, T+1, S)
     result = {}
@@ -186,9 +189,10 @@ def read_alignments(model, tokenizer, pairs: Sequence[tuple[str, str]], layers: 
     encoded = [e for zh, en in pairs if (e := encode_pair(tokenizer, zh, en)) is not None]
     encoded.sort(key=lambda p: (len(p.src_ids), len(p.tgt_ids)))  # little padding per batch
     counts = {layer: AlignmentCounts() for layer in layers}
-    for start in range(0, len(encoded), batch_size):
-        batch = encoded[start:start + batch_size]
-        for layer, attns in cross_attention(model, batch, layers).items():
+    start_id = tokenizer.start_id("en") if tokenizer.language_tags else None  # the decoder writes English
+    for first in range(0, len(encoded), batch_size):
+        batch = encoded[first:first + batch_size]
+        for layer, attns in cross_attention(model, batch, layers, start_id).items():
             for p, attn in zip(batch, attns):
                 a_word = word_alignment(attn, p.tgt_word, p.src_word, len(p.en_words), len(p.zh_words))
                 counts[layer].add(a_word, p.zh_words, p.en_words)

@@ -103,7 +103,7 @@ def cmd_align_lexicon(args: argparse.Namespace) -> int:
         raise AttnlabError(f"--batch-size must be at least 1, got {args.batch_size}")
     space = None if args.backoff is None else AlignedSpace.load(args.backoff)  # before the long read: fail early
     run = load_run(args.model)
-    if run.cfg.src_lang != "zh":
+    if run.cfg.src_lang != "zh" and not run.cfg.bidirectional:
         raise AttnlabError(f"{args.model} translates {run.cfg.src_lang}->{run.cfg.tgt_lang}; the lexicon reads a zh->en model")
     try:
         counts = lexicon.read_alignments(run.model, run.tokenizer, read_tsv(args.parallel), (args.layer,),

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from attnlab.cli.common import print_json
-from attnlab.translate import ENGINE_HELP, ENGINES
+from attnlab.config import DIRECTIONS
+from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--length-penalty", type=float, default=None,
                    help="GNMT length penalty alpha for beam search (default from the model's config)")
     p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
+    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -30,7 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from attnlab.metrics import score
     from attnlab.translate import load_engine
 
-    translator = load_engine(args.engine, args.model)
+    translator = load_engine(args.engine, args.model, direction=args.direction)
     cfg = translator.cfg
     if args.length_penalty is not None:
         cfg = dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, length_penalty=args.length_penalty))

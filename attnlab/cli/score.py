@@ -15,7 +15,8 @@ from pathlib import Path
 
 from attnlab.cli.translate import read_chunks
 from attnlab.errors import AttnlabError
-from attnlab.translate import ENGINE_HELP, ENGINES
+from attnlab.config import DIRECTIONS
+from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
     p.add_argument("--input", type=Path, default=None, help="read this file instead of stdin")
     p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
+    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     p.add_argument("--per-token", action="store_true",
                    help="print JSON with each target piece's log-probability instead of their sum")
     p.set_defaults(func=cmd_score)
@@ -42,7 +44,7 @@ def split_pairs(lines: list[str], first_number: int) -> list[tuple[str, str]]:
 def cmd_score(args: argparse.Namespace) -> int:
     from attnlab.translate import load_engine
 
-    translator = load_engine(args.engine, args.model)
+    translator = load_engine(args.engine, args.model, direction=args.direction)
     stream = open(args.input, "rb") if args.input else sys.stdin.buffer
     seen = 0
     try:

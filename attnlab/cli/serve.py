@@ -11,9 +11,10 @@ import signal
 import socket
 from pathlib import Path
 
+from attnlab.config import DIRECTIONS
 from attnlab.errors import AttnlabError
 from attnlab.serve.settings import ServeSettings
-from attnlab.translate import ENGINE_HELP, ENGINES
+from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a model over HTTP: a JSON API and a page that shows the attention")
     p.add_argument("--model", type=Path, required=True, help="run directory (an export folder with --engine)")
     p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
+    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     for name, text in SETTINGS_HELP.items():
         default = getattr(ServeSettings, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=text.format(default))
@@ -66,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     sock = listen(settings.host, settings.port)  # first: a taken port fails before the model loads
     try:
-        translator = load_engine(args.engine, args.model, threads=args.threads or 0)
+        translator = load_engine(args.engine, args.model, threads=args.threads or 0, direction=args.direction)
         app = create_app(translator, settings, run_dir=args.model)
         host, port = sock.getsockname()[:2]
         if settings.host not in LOOPBACK:

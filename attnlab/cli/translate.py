@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
-from attnlab.translate import ENGINE_HELP, ENGINES
+from attnlab.config import DIRECTIONS
+from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
 
 CHUNK_LINES = 256  # translate reads and writes stdin in chunks of this many lines
 
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
     p.add_argument("--input", type=Path, default=None, help="read this file instead of stdin")
     p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
+    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     add_output_flags(p)
     add_decode_flags(p)
     p.set_defaults(func=cmd_translate)
@@ -90,7 +92,7 @@ def read_chunks(stream, interactive: bool):
 def cmd_translate(args: argparse.Namespace) -> int:
     from attnlab.translate import load_engine
 
-    translator = load_engine(args.engine, args.model)
+    translator = load_engine(args.engine, args.model, direction=args.direction)
     opts = translator.options(args.beam, **decode_overrides(args))  # bad flags fail before any input is read
     detailed = args.n_best is not None or args.scores or args.alignment or args.replace_unknowns or args.prefix \
         or any(getattr(args, name) is not None for name in DECODE_FLAGS)

@@ -22,7 +22,7 @@ from attnlab.tokenizer import BOS, EOS, PAD
 @dataclass
 class Batch:
     src: Tensor  # (B, S) source ids, right-padded
-    tgt_in: Tensor  # (B, T) <bos> + target ids, right-padded
+    tgt_in: Tensor  # (B, T) <bos> (or a target-language tag) + target ids, right-padded
     tgt_out: Tensor  # (B, T) target ids + <eos>, right-padded
     n_tgt_tokens: int  # non-pad target tokens (what the loss is averaged over)
 
@@ -60,10 +60,12 @@ def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> Batch:
-    """Pad one batch: src ids as given; target gets <bos> in front (input) and <eos> behind (output)."""
+def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]],
+            start: Sequence[int] | None = None) -> Batch:
+    """Pad one batch: src ids as given; target gets its start id in front (input; <bos> unless `start` gives
+    one per sentence) and <eos> behind (output)."""
     t_len = max(len(y) for y in tgt) + 1
-    tgt_in = _padded([[BOS, *y] for y in tgt], t_len)
+    tgt_in = _padded([[BOS, *y] for y in tgt] if start is None else [[s, *y] for s, y in zip(start, tgt)], t_len)
     tgt_out = _padded([[*y, EOS] for y in tgt], t_len)
     return Batch(pad_sources(src), tgt_in, tgt_out, sum(len(y) + 1 for y in tgt))
 

@@ -56,6 +56,13 @@ def check_learned_positions(cfg: Config, engine: str) -> None:
                            f"but {engine} decoding may need {needed}: lower decode.max_input_tokens")
 
 
+def check_one_direction(cfg: Config, engine: str) -> None:
+    """Exports start the decoder from <bos>; a model of both directions starts it from a language tag."""
+    if cfg.bidirectional:
+        raise AttnlabError(f"the {engine} export starts the decoder from <bos>; a model of both directions "
+                           "(bidirectional = true) starts it from a language tag and cannot be exported yet")
+
+
 def check_additive(cfg: Config, engine: str) -> None:
     """Formats that know only the paper's attention (an added position table, q·k / √d_k) refuse other models."""
     m = cfg.model

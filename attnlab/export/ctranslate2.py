@@ -33,7 +33,7 @@ import torch
 
 from attnlab import checkpoint
 from attnlab.errors import AttnlabError
-from attnlab.export import CONFIG_COPY, QUANTIZATIONS, check_additive, check_out_dir, positions_needed
+from attnlab.export import CONFIG_COPY, QUANTIZATIONS, check_additive, check_one_direction, check_out_dir, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.tokenizer import BOS, EOS, SPECIALS, UNK, Tokenizer
 
@@ -155,7 +155,9 @@ def export_ctranslate2(run_dir: str | Path, out_dir: str | Path, quantization: s
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise AttnlabError(f"unknown quantization {quantization!r} (known: {', '.join(QUANTIZATIONS)})")
     check_out_dir(run_dir, out_dir, force, MODEL_FILE, "CTranslate2")
-    check_additive(checkpoint.load_run_config(run_dir), "CTranslate2")
+    cfg = checkpoint.load_run_config(run_dir)
+    check_one_direction(cfg, "CTranslate2")
+    check_additive(cfg, "CTranslate2")
     try:
         AttnlabConverter(run_dir).convert(str(out_dir), quantization=quantization, force=force)
     except (ValueError, RuntimeError, OSError) as e:

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab import checkpoint
-from attnlab.export import CONFIG_COPY, check_learned_positions, check_out_dir, positions_needed
+from attnlab.export import CONFIG_COPY, check_learned_positions, check_one_direction, check_out_dir, positions_needed
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.nn.step import StepLayer, TransposedWeights, decoder_step
@@ -96,6 +96,7 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, force: bool = False, o
     check_out_dir(run_dir, out_dir, force, STEP_FILE, "ONNX")
     run = checkpoint.load_run(run_dir)  # fails early, naming the file, if one is missing or corrupt
     cfg, model = run.cfg, run.model
+    check_one_direction(cfg, "ONNX")
     check_learned_positions(cfg, "ONNX")
     model.positions.table = sinusoidal_table(positions_needed(cfg), cfg.model.d_model)  # the graph's fixed table
     if out_dir.exists():

@@ -16,16 +16,25 @@ ENGINE_HELP = ("attnlab: the PyTorch model of a run directory; ctranslate2 / onn
                "`attnlab export ctranslate2` / `attnlab export onnx` (default: attnlab)")
 
 
-def load_engine(engine: str, path: str | Path, threads: int = 0) -> TranslatorBase:
-    """An engine by name (one of ENGINES) on the model at `path`; threads: the engine's own (0: its default)."""
+DIRECTION_HELP = "zh-en or en-zh: the direction a model trained in both translates (default: its config's)"
+
+
+def load_engine(engine: str, path: str | Path, threads: int = 0, direction: str | None = None) -> TranslatorBase:
+    """An engine by name (one of ENGINES) on the model at `path`; threads: the engine's own (0: its default);
+    direction: the one to translate (a model of both directions; any other must already translate it)."""
+    from attnlab.checkpoint import choose_direction
+
     if engine == "ctranslate2":
         from attnlab.translate.ctranslate2 import CT2Translator
 
-        return CT2Translator.load(path, threads=threads)
-    if engine == "onnx":
+        translator = CT2Translator.load(path, threads=threads)
+    elif engine == "onnx":
         from attnlab.translate.onnx import OnnxTranslator
 
-        return OnnxTranslator.load(path, threads=threads)
-    from attnlab.translate.pytorch import Translator
+        translator = OnnxTranslator.load(path, threads=threads)
+    else:
+        from attnlab.translate.pytorch import Translator
 
-    return Translator.load(path)
+        return Translator.load(path, direction)
+    choose_direction(translator.cfg, direction, str(path))  # an export translates its run's one direction
+    return translator

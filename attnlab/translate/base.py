@@ -90,10 +90,16 @@ class TranslatorBase:
 
     def options(self, beam: int | None = None, **overrides: Any) -> DecodeOptions:
         """Where decoding options are made: the run's [decode] table, the tokenizer's fixed special ids (the
-        options' defaults), and `beam` and the other `overrides` (DecodeConfig's fields: n_best, sample, ...)
-        over the table's values when given (None: the table's; checked as decode.<field>)."""
+        options' defaults; the decoder starts from the target-language tag in a model of both directions), and
+        `beam` and the other `overrides` (DecodeConfig's fields: n_best, sample, ...) over the table's values
+        when given (None: the table's; checked as decode.<field>)."""
         given = {k: v for k, v in {"beam": beam, **overrides}.items() if v is not None}
-        return DecodeOptions.from_config(self.cfg.decode, **given)
+        return DecodeOptions.from_config(self.cfg.decode, bos_id=self.start_id, **given)
+
+    @property
+    def start_id(self) -> int:
+        """The decoder's first token: <bos>, or the target language's tag in a model of both directions."""
+        return self.tokenizer.start_id(self.cfg.tgt_lang if self.cfg.bidirectional else None)
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """Normalised, tokenized source ids, truncated to decode.max_input_tokens (with one warning)."""

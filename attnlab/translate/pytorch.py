@@ -15,7 +15,7 @@ from attnlab.data.batching import pad_sources
 from attnlab.decoding import DecodeOptions
 from attnlab.errors import AttnlabError
 from attnlab.model import Seq2SeqTransformer
-from attnlab.tokenizer import BOS, EOS
+from attnlab.tokenizer import EOS
 from attnlab.translate.base import TranslatorBase
 
 
@@ -39,8 +39,9 @@ class Translator(TranslatorBase):
     model: Seq2SeqTransformer
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Translator:
-        run = checkpoint.load_run(run_dir)
+    def load(cls, run_dir: str | Path, direction: str | None = None) -> Translator:
+        """The run's best weights; `direction` picks one of a model of both directions (None: its config's)."""
+        run = checkpoint.load_run(run_dir, direction)
         return cls(run.cfg, run.tokenizer, run.model)
 
     @torch.inference_mode()
@@ -57,7 +58,7 @@ class Translator(TranslatorBase):
             starts = [self.encode_target([prefix])[0]] if prefix else None
             hyp = self.hypotheses_batch([src_ids], opts or self.options(beam), starts)[0][0].tokens
         src = pad_sources([src_ids])  # (1,S)
-        tgt_in = torch.tensor([[BOS, *hyp]])  # (1,T)
+        tgt_in = torch.tensor([[self.start_id, *hyp]])  # (1,T)
         memory = self.model.encode(src, need_weights=True)
         out = self.model.decode(tgt_in, memory=memory, need_weights=True)
         stack = lambda ws: torch.stack([w[0] for w in ws]).float()  # L × (1,H,·,·) -> (L,H,·,·)
