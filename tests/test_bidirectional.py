@@ -84,6 +84,7 @@ def test_one_model_translates_both_ways(both_run, tmp_path, capsys):
     en = Translator.load(both_run, "en-zh")
     assert zh.cfg.direction == "zh-en" and en.cfg.direction == "en-zh"
     assert zh.options().bos_id == zh.tokenizer.start_id("en") and en.options().bos_id == en.tokenizer.start_id("zh")
+    assert en.attention("nine eight").start == "<2zh>" and zh.attention("九八").start == "<2en>"
     lines = number_pairs(20, 7)
     assert all(set(out.split()) <= set(EN) for out in zh.translate([z for z, _ in lines]))
     assert all(out and set(out) <= set(ZH) for out in en.translate([e for _, e in lines]))

@@ -18,7 +18,9 @@ import argparse
 from pathlib import Path
 
 from attnlab.cli.common import print_json
+from attnlab.config import DIRECTIONS
 from attnlab.errors import AttnlabError
+from attnlab.translate import DIRECTION_HELP
 
 
 def _out(p: argparse.ArgumentParser) -> None:
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--head", type=int, default=None,
                    help="draw only this head (from 0); without it: every head of the layer and their mean")
     a.add_argument("--beam", type=int, default=None, help="beam size of the translation (default from the model's config)")
+    a.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     a.add_argument("--out", type=Path, required=True,
                    help="file to write: FILE.png or FILE.svg (a picture), or FILE.html (an interactive page of the layer: "
                         "a head selector starting at --head or the mean, hover a row to see its weights)")
@@ -97,7 +100,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in (*FORMATS, HTML_SUFFIX):  # a bad suffix fails before the model loads
         raise AttnlabError(f"{args.out}: the output must end in .png or .svg (a picture) or .html (an interactive page)")
-    maps = Translator.load(args.model).attention(args.sentence, beam=args.beam)
+    maps = Translator.load(args.model, args.direction).attention(args.sentence, beam=args.beam)
     if suffix == HTML_SUFFIX:
         picture = write_attention_html(maps, args.out, args.kind, args.layer, args.head)
     else:

@@ -29,6 +29,7 @@ class AttentionMaps:
     encoder: Tensor  # (L_enc, H, S, S) encoder self-attention
     decoder: Tensor  # (L_dec, H, T, T) decoder self-attention (causal)
     cross: Tensor  # (L_dec, H, T, S) decoder cross-attention over the source
+    start: str = "<bos>"  # the decoder's first input: <bos>, or the target-language tag of a model of both directions
 
 
 class Translator(TranslatorBase):
@@ -67,4 +68,5 @@ class Translator(TranslatorBase):
             target=self.tokenizer.tgt_pieces([*hyp, EOS]),
             translation=self.tokenizer.decode_tgt([hyp])[0],
             encoder=stack(memory.attention), decoder=stack(out.self_attention), cross=stack(out.cross_attention),
+            start=self.tokenizer.tgt_pieces([self.start_id])[0],
         )

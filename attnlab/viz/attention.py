@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 KINDS = ("cross", "encoder", "decoder")
 CELL = 0.28  # inches per token
-BOS_LABEL = "<bos>"
 
 
 @dataclass
@@ -56,7 +55,7 @@ def select(maps: AttentionMaps, kind: str) -> tuple[np.ndarray, list[str], list[
     if kind == "encoder":
         return maps.encoder.numpy(), list(maps.source), list(maps.source)
     if kind == "decoder":
-        return maps.decoder.numpy(), list(maps.target), [BOS_LABEL, *maps.target[:-1]]
+        return maps.decoder.numpy(), list(maps.target), [maps.start, *maps.target[:-1]]
     raise AttnlabError(f"unknown attention kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
