@@ -73,6 +73,8 @@ class TrainConfig:
     # decay to lr_final_ratio * lr_peak exactly where the run's budget ends (attnlab/schedule.py)
     lr_scale: float = 1.0  # inverse_sqrt: factor on d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
     warmup_steps: int = 4000  # inverse_sqrt: linear warmup length in steps
+    cooldown_fraction: float = 0.0  # inverse_sqrt: ramp the rate linearly to 0 over this last share of the
+    # budget (max_steps, max_epochs or max_minutes; 0: no cool-down, the paper's schedule)
     lr_peak: float = 1e-3  # cosine / linear: the learning rate at the end of the warm-up
     warmup_fraction: float = 0.1  # cosine / linear: share of the budget spent warming up
     lr_final_ratio: float = 0.0  # cosine / linear: learning rate at the end of the budget, as a share of lr_peak
@@ -179,6 +181,12 @@ class Config:
         if t.subword_alpha > 0 and self.tokenizer.model_type != "unigram":
             raise AttnlabError("samples unigram segmentations; it needs tokenizer.model_type = \"unigram\"",
                                field="train.subword_alpha")
+        if not 0.0 <= t.cooldown_fraction <= 1.0:
+            raise AttnlabError(f"must be in [0, 1], got {t.cooldown_fraction}", field="train.cooldown_fraction")
+        if t.cooldown_fraction and (t.schedule != "inverse_sqrt" or not (t.max_steps or t.max_epochs or t.max_minutes)):
+            raise AttnlabError("cools the inverse_sqrt schedule down over the end of the run's budget: it needs "
+                               "train.schedule = \"inverse_sqrt\" and train.max_steps, max_epochs or max_minutes",
+                               field="train.cooldown_fraction")
         if not 0.0 <= t.warmup_fraction < 1.0:
             raise AttnlabError(f"must be in [0, 1), got {t.warmup_fraction}", field="train.warmup_fraction")
         if t.max_bad_steps < 1:

@@ -11,6 +11,13 @@ warm-up, before it ever peaks). The budget schedules instead know where the run 
     cosine: decay = r + (1 - r) · ½(1 + cos(π · q)),   linear: decay = r + (1 - r) · (1 - q)
     with q = (p - warmup_fraction) / (1 - warmup_fraction) after the warm-up, r = lr_final_ratio.
 
+The paper's schedule can also end that way: with `cooldown_fraction` c, its rate is multiplied by a
+linear ramp from 1 to 0 over the last c of the budget (warm-up, then the paper's curve, then a
+cool-down: the "warmup-stable-decay" shape of Hägele et al. 2024, here with the paper's decay in the
+middle). The long warm-up that a post-norm model needs is kept, and the run still ends at rate 0.
+
+    lrate = inverse_sqrt(step) · min(1, (1 - p) / c)
+
 Progress is the furthest along of the run's limits: steps against `max_steps` (a resumed run then
 repeats the same rates bit for bit) and training seconds against `max_minutes` (the warm-up and the
 decay then fit the number of steps this machine actually takes in the budget, whatever its speed).
@@ -42,6 +49,13 @@ def budget_lr(progress: float, peak: float, warmup_fraction: float, shape: str, 
     else:
         raise ValueError(f"unknown schedule shape {shape!r} (known: cosine, linear)")
     return peak * (final_ratio + (1.0 - final_ratio) * decay)
+
+
+def cooldown_factor(progress: float, fraction: float) -> float:
+    """1 until the last `fraction` of the budget, then a linear ramp to 0 at its end (clamped)."""
+    if fraction <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (1.0 - progress) / fraction))
 
 
 def run_progress(step: int, seconds: float, max_steps: int, max_minutes: float, epoch_steps: int) -> float:

@@ -46,7 +46,7 @@ from attnlab.metrics import score
 from attnlab.model import Seq2SeqTransformer
 from attnlab.nn.loss import label_smoothed_fused
 from attnlab.prepare import EncodedData, TrainingBatches, prepare_run
-from attnlab.schedule import budget_lr, inverse_sqrt_lr, run_progress
+from attnlab.schedule import budget_lr, cooldown_factor, inverse_sqrt_lr, run_progress
 from attnlab.tokenizer import PAD, Tokenizer
 from attnlab.translate.pytorch import Translator
 
@@ -93,7 +93,11 @@ def learning_rate(cfg: Config, step: int, seconds: float, epoch_steps: int) -> f
     train.max_epochs in steps (the budget schedules' third limit)."""
     t = cfg.train
     if t.schedule == "inverse_sqrt":
-        return inverse_sqrt_lr(step, cfg.model.d_model, t.warmup_steps, t.lr_scale)
+        lr = inverse_sqrt_lr(step, cfg.model.d_model, t.warmup_steps, t.lr_scale)
+        if not t.cooldown_fraction:
+            return lr
+        progress = run_progress(step - 1, seconds, t.max_steps, t.max_minutes, epoch_steps)
+        return lr * cooldown_factor(progress, t.cooldown_fraction)
     progress = run_progress(step - 1, seconds, t.max_steps, t.max_minutes, epoch_steps)
     return budget_lr(progress, t.lr_peak, t.warmup_fraction, t.schedule, t.lr_final_ratio)
 

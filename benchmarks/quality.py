@@ -41,6 +41,8 @@ def settings(cfg: Config) -> str:
     m, t = cfg.model, cfg.train
     sched = (f"inverse_sqrt warm-up {t.warmup_steps} ×{t.lr_scale:g}" if t.schedule == "inverse_sqrt"
              else f"{t.schedule} peak {t.lr_peak:g} warm-up {t.warmup_fraction:g}")
+    if t.cooldown_fraction:
+        sched += f", cool-down {t.cooldown_fraction:g}"
     parts = [f"d{m.d_model} {m.n_encoder_layers}+{m.n_decoder_layers}", "pre-norm" if m.norm_first else "post-norm",
              sched, f"dropout {m.dropout:g}", f"vocab {cfg.tokenizer.vocab_size}", f"batch {t.max_tokens}"]
     if m.attention_dropout or m.activation_dropout:

@@ -17,7 +17,7 @@ from attnlab.cli import main
 from attnlab.config import load_config
 from attnlab.errors import AttnlabError
 from attnlab.hardware import keep_freed_memory
-from attnlab.schedule import budget_lr, inverse_sqrt_lr, run_progress
+from attnlab.schedule import budget_lr, cooldown_factor, inverse_sqrt_lr, run_progress
 from attnlab.train import DevScores, MetricsLog, StepResult, TrainState, build_trainer, make_optimizer
 
 
@@ -57,6 +57,32 @@ def test_progress_is_the_furthest_limit():
     assert run_progress(30, 0.0, 0, 0.0, 60) == 0.5  # max_epochs turned into steps
     with pytest.raises(ValueError, match="max_steps"):
         run_progress(1, 1.0, 0, 0.0, 0)
+
+
+@pytest.mark.parametrize("progress, fraction, expected", [
+    (0.5, 0.2, 1.0), (0.8, 0.2, 1.0),  # before the last fifth: the paper's rate untouched
+    (0.9, 0.2, 0.5), (1.0, 0.2, 0.0), (1.3, 0.2, 0.0),  # a linear ramp to 0, clamped past the end
+    (0.25, 1.0, 0.75), (0.9, 0.0, 1.0),  # all the run; none
+])
+def test_cooldown_table(progress, fraction, expected):
+    assert cooldown_factor(progress, fraction) == pytest.approx(expected)
+
+
+def test_cooldown_run_follows_the_paper_then_ramps_to_zero(tiny_corpus, tmp_path):
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--config", str(tiny_corpus["config"]), "--out", str(run),
+                 "--set", "train.cooldown_fraction=0.5"]) == 0
+    lrs = {r["step"]: r["lr"] for r in _metrics(run) if "lr" in r}  # 60 steps, warm-up 30, ×2, d_model 32
+    paper = lambda step: inverse_sqrt_lr(step, 32, 30, 2.0)
+    assert lrs[20] == pytest.approx(paper(20))  # step 20 is taken at progress 19/60: before the cool-down
+    assert lrs[40] == pytest.approx(paper(40) * (1 - 39 / 60) / 0.5)
+    assert lrs[60] == pytest.approx(paper(60) * (1 - 59 / 60) / 0.5)
+    with pytest.raises(AttnlabError, match="cooldown_fraction cools the inverse_sqrt schedule down"):
+        load_config(tiny_corpus["config"], ["train.cooldown_fraction=0.2", "train.max_steps=0"])
+    with pytest.raises(AttnlabError, match="cooldown_fraction cools"):
+        load_config(tiny_corpus["config"], ["train.cooldown_fraction=0.2", "train.schedule=cosine"])
+    with pytest.raises(AttnlabError, match="cooldown_fraction must be in"):
+        load_config(tiny_corpus["config"], ["train.cooldown_fraction=1.5"])
 
 
 def test_budget_schedule_needs_a_budget(tiny_corpus):
