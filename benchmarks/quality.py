@@ -132,7 +132,7 @@ def main() -> None:
     result = json.loads(attnlab("train", "--config", str(args.config), "--out", str(run), "--resume",
                                 "--max-minutes", str(args.minutes), "--threads", str(args.threads), *sets).strip().splitlines()[-1])
     train_wall = time.time() - t0
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(run / "config.toml")  # what was trained (with --keep, the run's own settings)
     row = {"name": args.name, "direction": cfg.direction, "settings": settings(cfg), "config": str(args.config),
            "overrides": args.overrides, "minutes": args.minutes,
            "threads": args.threads, "cores": cores, "gflops": round(peak, 1), "steps": result["step"],
