@@ -48,6 +48,7 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
 
 
 DECODE_FLAGS = {  # DecodeConfig fields with a flag: (type, help); None leaves the model's [decode] value
+    "length_penalty": (float, "GNMT length penalty alpha of beam search (default from the model's config)"),
     "sample": (str, "sample each token instead of searching: topk or topp"),
     "top_k": (int, "with --sample topk: draw from the k most likely tokens"),
     "top_p": (float, "with --sample topp: draw from the most likely tokens holding this much probability"),
