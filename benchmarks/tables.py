@@ -84,7 +84,8 @@ def decoding_table() -> str | None:
         for r in run["rows"]:
             search = "greedy" if r["beam"] == 1 else f"beam {r['beam']}, α {r['length_penalty']:g}"
             a, c = r["attnlab"], r["ctranslate2"]
-            lines.append(f"| {run['model']} | {r['threads']} | {search} | {_spread(a, 'tok_s')} | {_spread(c, 'tok_s')} | "
+            model = run["model"] + (", CT2 with OMP_WAIT_POLICY=PASSIVE" if run.get("omp_passive") else "")
+            lines.append(f"| {model} | {r['threads']} | {search} | {_spread(a, 'tok_s')} | {_spread(c, 'tok_s')} | "
                          f"**{r['ratio']:.2f}×** | {a['bleu']:.2f} | {c['bleu']:.2f} | {r['identical']}/{r['sentences']} |")
     return "\n".join(lines)
 
