@@ -106,3 +106,67 @@ def test_attnlab_align_sentences_rejects_bad_input_in_one_line(tiny_run, capsys:
                                                                flags: list[str], message: str) -> None:
     assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), *flags]) == 2
     assert capsys.readouterr().err == message + "\n"
+
+
+def test_retrieval_on_sparse_rows_equals_dense() -> None:
+    from scipy import sparse
+
+    from attnlab.align import retrieval
+
+    rng = np.random.default_rng(0)
+    x = rng.random((7, 5)) * (rng.random((7, 5)) < 0.5)  # (7, 5) rows with zeros
+    y = rng.random((9, 5)) * (rng.random((9, 5)) < 0.5)
+    x, y = (m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12) for m in (x, y))
+    zh, en = list("abcdefg"), list("ABCDEFGHI")
+    pairs = [*zip(zh, en), ("a", "H"), ("g", "I")]  # every sentence has a translation
+    dense = sentences.score_unit(x, y, zh, en, pairs, ks=(1, 3), csls_k=2)
+    sp = sentences.score_unit(sparse.csr_matrix(x), sparse.csr_matrix(y), zh, en, pairs, ks=(1, 3), csls_k=2)
+    assert sp == dense
+    np.testing.assert_allclose(retrieval.mean_topk_cosine(sparse.csr_matrix(x), sparse.csr_matrix(y), 3),
+                               retrieval.mean_topk_cosine(x, y, 3), rtol=1e-6)
+
+
+class StubTranslator:
+    """Translates by a dictionary; its config says which way."""
+
+    def __init__(self, direction: str, table: dict[str, str]) -> None:
+        src, tgt = direction.split("-")
+        self.cfg = SimpleNamespace(src_lang=src, tgt_lang=tgt, direction=direction, decode=SimpleNamespace(beam=4))
+        self.table, self.asked = table, []
+
+    def translate(self, lines, beam=None):
+        self.asked.append(list(lines))
+        return [self.table[line] for line in lines]
+
+
+def test_translation_retrieval_compares_in_the_target_language() -> None:
+    from attnlab.align.bytranslation import translation_scores
+
+    pairs = [("我喜欢猫。", "I like cats."), ("他在跑步。", "He is running."), ("今天很冷。", "It is cold today."),
+             ("你好。", "Hello.")]
+    # three good translations and one that reads like another sentence's: 你好。 -> "He is running today."
+    zh_en = StubTranslator("zh-en", {"我喜欢猫。": "I like a cat.", "他在跑步。": "He runs.",
+                                     "今天很冷。": "Today it is cold.", "你好。": "He is running today."})
+    out = translation_scores(zh_en, pairs, ks=(1, 4))
+    assert zh_en.asked == [[zh for zh, _ in pairs]] and out["compared_in"] == "en"
+    assert out["zh-en"]["cosine"] == {"p@1": 75.0, "p@4": 100.0}  # 你好。 finds "He is running." first
+    assert out["zh-en"]["queries"] == 4 and out["en-zh"]["candidates"] == 4
+    # the other way round, an en->zh model translates the English side and compares Chinese characters
+    en_zh = StubTranslator("en-zh", {en: zh for zh, en in pairs})
+    out = translation_scores(en_zh, pairs, ks=(1,))
+    assert en_zh.asked == [[en for _, en in pairs]] and out["compared_in"] == "zh"
+    for name in ("zh-en", "en-zh"):
+        assert out[name]["cosine"] == {"p@1": 100.0} and out[name]["csls"] == {"p@1": 100.0}
+
+
+def test_attnlab_align_sentences_via_translation(tiny_run, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), "--limit", "30", "--via", "translation",
+                 "--beam", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["via"] == "translation" and out["beam"] == 1 and out["compared_in"] == "en"
+    for name in ("zh-en", "en-zh"):
+        assert 2 <= out[name]["queries"] <= 30
+        assert 0.0 <= out[name]["csls"]["p@1"] <= out[name]["csls"]["p@10"] <= 100.0
+    assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), "--via", "translation",
+                 "--map", "x.png"]) == 2
+    assert capsys.readouterr().err == "attnlab: error: --map draws pooled encoder vectors: not with --via translation\n"

@@ -5,7 +5,8 @@ source word x and a target word y,
     CSLS(x, y) = 2 cos(x, y) - r_T(x) - r_S(y),
 where r_T(x) is the mean cosine of x to its k nearest target words and r_S(y) the mean cosine of y
 to its k nearest (mapped) source words (k = 10). Words that are close to everything ("hubs") get a
-large r and are pushed down. Every function takes rows of length 1, so a dot product is a cosine.
+large r and are pushed down. Every function takes rows of length 1, so a dot product is a cosine;
+rows may be a NumPy array or a SciPy sparse matrix (TF-IDF rows, attnlab/align/bytranslation.py).
 Scores are computed `batch` query rows at a time, so a 50k x 50k search never holds more than
 (batch, n) floats.
 
@@ -21,6 +22,12 @@ from attnlab.align.config import CSLS_K  # k = 10, as in Conneau et al. (kept be
 BATCH = 512  # query rows scored at once: (BATCH, n) float32 scores in memory
 
 
+def _dots(queries, targets) -> np.ndarray:
+    """queries (b, D) · targets (n, D)ᵀ as a dense (b, n) array, for dense or sparse rows."""
+    sims = queries @ targets.T
+    return sims.toarray() if hasattr(sims, "toarray") else sims
+
+
 def mean_topk_cosine(queries: np.ndarray, targets: np.ndarray, k: int = CSLS_K,
                      batch: int = BATCH) -> np.ndarray:
     """r(q) = mean cosine of each query row to its k nearest target rows. (m, D), (n, D) -> (m,)."""
@@ -31,7 +38,7 @@ def mean_topk_cosine(queries: np.ndarray, targets: np.ndarray, k: int = CSLS_K,
         out[:] = 0.0
         return out
     for start in range(0, m, batch):
-        sims = queries[start:start + batch] @ targets.T  # (b, n)
+        sims = _dots(queries[start:start + batch], targets)  # (b, n)
         top = np.partition(sims, n - k, axis=1)[:, n - k:]  # (b, k), unordered
         out[start:start + batch] = top.mean(axis=1)
     return out
@@ -60,7 +67,7 @@ def search(queries: np.ndarray, targets: np.ndarray, topn: int, *,
     if topn == 0:
         return idx, val
     for start in range(0, m, batch):
-        scores = queries[start:start + batch] @ targets.T  # (b, n)
+        scores = _dots(queries[start:start + batch], targets)  # (b, n)
         if query_penalty is not None:
             scores = 2 * scores - query_penalty[start:start + batch, None] - target_penalty[None, :]
         top = np.argpartition(-scores, topn - 1, axis=1)[:, :topn]  # (b, topn), unordered

@@ -84,7 +84,12 @@ def retrieval_scores(zh: np.ndarray, en: np.ndarray, zh_sents: Sequence[str], en
     zh (Nz, D) and en (Ne, D) are the vectors of the distinct sentences `zh_sents` and `en_sents`;
     `pairs` are the (zh, en) translations among them."""
     prep = procrustes.normalize_embeddings if center else _unit
-    xz, xe = prep(zh)[0], prep(en)[0]  # (Nz, D), (Ne, D) unit rows
+    return score_unit(prep(zh)[0], prep(en)[0], zh_sents, en_sents, pairs, ks=ks, csls_k=csls_k)
+
+
+def score_unit(xz, xe, zh_sents: Sequence[str], en_sents: Sequence[str], pairs: Sequence[tuple[str, str]], *,
+               ks: tuple[int, ...] = (1, 5, 10), csls_k: int = retrieval.CSLS_K) -> dict:
+    """`retrieval_scores` on rows already of unit length: xz (Nz, D), xe (Ne, D), dense or scipy-sparse."""
     r_z, r_e = retrieval.csls_penalties(xz, xe, csls_k)  # (Nz,), (Ne,)
     forward, backward = gold_sets(list(pairs))
     out = {}
