@@ -31,19 +31,24 @@ WORKER = r"""
 import json, shutil, sys, time
 from pathlib import Path
 import torch
-import attnlab.prepare as prepare
 from attnlab.config import load_config
-from attnlab.train import build_trainer
+from attnlab.tokenizer import Tokenizer
+try:
+    from attnlab.train import build_trainer
+except ImportError:  # revisions whose Trainer prepared its own run (7a5c260 and before)
+    from attnlab.train import Trainer
+    build_trainer = lambda cfg, run_dir: Trainer(cfg, Path(run_dir))
 
 config, tok_dir, run_dir, threads, warmup, steps = sys.argv[1:7]
 cfg = load_config(config, [f"train.threads={threads}", "train.max_minutes=0", "train.eval_every=1000000",
                           f"train.max_steps={int(warmup) + int(steps) + 1}"])
-prepare.Tokenizer.train = staticmethod(lambda pairs, tcfg, out, seed=1: shutil.copytree(tok_dir, out, dirs_exist_ok=True))
+Tokenizer.train = staticmethod(lambda pairs, tcfg, out, *a, **k: shutil.copytree(tok_dir, out, dirs_exist_ok=True))
 trainer = build_trainer(cfg, run_dir)
 for _ in range(int(warmup)):
     trainer.train_step()
 t0 = time.perf_counter()
-tokens = sum(trainer.train_step().tokens for _ in range(int(steps)))
+results = [trainer.train_step() for _ in range(int(steps))]
+tokens = sum(r["tokens"] if isinstance(r, dict) else r.tokens for r in results)  # a dict before the redesign
 seconds = time.perf_counter() - t0
 print(json.dumps({"s_per_step": seconds / int(steps), "tok_s": tokens / seconds}))
 """
