@@ -28,7 +28,7 @@ from attnlab.errors import AttnlabError
 
 log = logging.getLogger(__name__)
 
-NGRAMS = {"en": ("char_wb", (2, 4)), "zh": ("char", (1, 3))}  # (analyzer, n-gram range) per compared language
+NGRAMS = {"en": ("char_wb", (1, 3)), "zh": ("char", (1, 3))}  # (analyzer, n-gram range); English chosen on dev (BENCHMARKS.md)
 
 
 def vectorizer(lang: str):
