@@ -9,7 +9,7 @@ distinct Chinese test sentences, translates 50 untimed, then times `translate_id
 (the run's length penalty and output limit). An older revision may not read a newer run's config.toml:
 `--model-at REF=DIR` gives it a copy of the run whose config holds only the keys it knows (the weights
 are the same file). The outputs' hash shows both revisions produced the same tokens. The row gives the
-median and the spread (min-max) of `--repeats` turns; rows go to benchmarks/results/decode-time.json.
+median and the spread (min-max) of `--repeats` turns; rows go to benchmarks/results/revisions-decode.json.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
                    help="the run as a revision reads it (its config without the keys it does not know)")
     p.add_argument("--sentences", type=int, default=1000, help="distinct test sentences to translate")
     p.add_argument("--repeats", type=int, default=3, help="runs per revision (the row is their median)")
-    p.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/decode-time.json", help="where to write the rows")
+    p.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/revisions-decode.json", help="where to write the rows")
     args = p.parse_args()
     models = {ref: args.model for ref in args.refs} | dict(m.split("=", 1) for m in args.model_at)
     runs: dict[str, list[dict]] = {ref: [] for ref in args.refs}
