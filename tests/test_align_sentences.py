@@ -99,6 +99,8 @@ def test_attnlab_align_sentences_on_a_trained_run(tiny_run, tmp_path, capsys: py
     (["--limit", "-1"], "attnlab: error: --limit must be >= 0, got -1"),
     (["--batch-size", "0"], "attnlab: error: --batch-size must be at least 1, got 0"),
     (["--map-pairs", "1"], "attnlab: error: --map-pairs must be at least 2, got 1"),
+    (["--via", "translation", "--rerank", "-1"], "attnlab: error: --rerank must be >= 0, got -1"),
+    (["--via", "translation", "--beam", "0"], "attnlab: error: --beam must be at least 1, got 0"),
     (["--limit", "1"], "attnlab: error: sentence retrieval needs at least 2 distinct sentences a side, "
                        "got 1 Chinese and 1 English"),
 ])
@@ -138,6 +140,12 @@ class StubTranslator:
         self.asked.append(list(lines))
         return [self.table[line] for line in lines]
 
+    def score(self, pairs):
+        """A model that knows the true pairs: log-probability -1 per token for them, -5 for any other."""
+        from attnlab.translate.base import Scored
+
+        return [Scored(len(t.split()) * (-1.0 if (s, t) in self.true else -5.0), t.split(), []) for s, t in pairs]
+
 
 def test_translation_retrieval_compares_in_the_target_language() -> None:
     from attnlab.align.bytranslation import translation_scores
@@ -170,3 +178,22 @@ def test_attnlab_align_sentences_via_translation(tiny_run, capsys: pytest.Captur
     assert main(["--quiet", "align", "sentences", "--model", str(tiny_run), "--via", "translation",
                  "--map", "x.png"]) == 2
     assert capsys.readouterr().err == "attnlab: error: --map draws pooled encoder vectors: not with --via translation\n"
+
+
+def test_reranking_by_the_model_puts_the_pair_it_scores_highest_first() -> None:
+    from attnlab.align.bytranslation import translation_scores
+
+    pairs = [("我喜欢猫。", "I like cats."), ("他在跑步。", "He is running."), ("今天很冷。", "It is cold today."),
+             ("你好。", "Hello.")]
+    zh_en = StubTranslator("zh-en", {"我喜欢猫。": "I like a cat.", "他在跑步。": "He runs.",
+                                     "今天很冷。": "Today it is cold.", "你好。": "He is running today."})
+    zh_en.true = set(pairs)
+    out = translation_scores(zh_en, pairs, rerank=4, ks=(1, 4))
+    assert out["zh-en"]["csls"]["p@1"] < 100.0  # 你好。's translation matches "He is running." best
+    assert out["zh-en"]["csls+model"] == {"p@1": 100.0, "p@4": 100.0} and out["rerank"] == 4
+    assert out["en-zh"]["csls+model"] == {"p@1": 100.0, "p@4": 100.0}
+    zh_en.true = set()  # a model that prefers nothing keeps the CSLS order (a stable sort)
+    out = translation_scores(zh_en, pairs, rerank=4, ks=(1, 4))
+    assert out["zh-en"]["csls+model"] == out["zh-en"]["csls"]
+    with pytest.raises(AttnlabError, match="rerank must be >= 0"):
+        translation_scores(zh_en, pairs, rerank=-1)

@@ -2,7 +2,7 @@
 
     attnlab align sentences --model RUN [--split test|dev|FILE] [--pool mean|max] [--no-center] [--limit N] \\
         [--map sentences.png [--map-pairs 20]]
-    attnlab align sentences --model RUN --via translation [--beam N] [--direction zh-en|en-zh]
+    attnlab align sentences --model RUN --via translation [--beam N] [--rerank 10] [--direction zh-en|en-zh]
 
 Pools the model's encoder states of every distinct Chinese and English sentence of a split and prints
 one line of JSON: P@1/5/10 of retrieving the translation, zh→en and en→zh, cosine and CSLS
@@ -36,6 +36,9 @@ def register_sentences(asub: argparse._SubParsersAction) -> None:
                    help="encoder: pooled encoder states of both languages (default); translation: translate the "
                         "model's source side and compare with the other side's sentences as character n-grams")
     p.add_argument("--beam", type=int, default=None, help="with --via translation: beam size (default: the run's)")
+    p.add_argument("--rerank", type=int, default=0, metavar="K",
+                   help="with --via translation: re-order each query's K best candidates by the model's "
+                        "log-probability of the pair per token (method csls+model; default: 0, off)")
     p.add_argument("--direction", choices=("zh-en", "en-zh"), default=None,
                    help="with --via translation, a model of both directions: the one to translate (default: its own)")
     p.add_argument("--pool", choices=POOLS, default="mean", help="pool the states by their mean or elementwise max "
@@ -92,10 +95,12 @@ def _via_translation(args: argparse.Namespace) -> int:
 
     if args.map is not None:
         raise AttnlabError("draws pooled encoder vectors: not with --via translation", field="map")
+    if args.rerank < 0:
+        raise AttnlabError(f"must be >= 0, got {args.rerank}", field="rerank")
     if args.beam is not None and args.beam < 1:
         raise AttnlabError(f"must be at least 1, got {args.beam}", field="beam")
     translator = load_engine("attnlab", args.model, direction=args.direction)
     split, pairs = _pairs(args, translator.cfg)
-    scores = translation_scores(translator, pairs, beam=args.beam)
+    scores = translation_scores(translator, pairs, beam=args.beam, rerank=args.rerank)
     return print_json(model=str(args.model), direction=translator.cfg.direction, split=split,
                       via="translation", beam=args.beam or translator.cfg.decode.beam, **scores)
