@@ -12,7 +12,7 @@ the latent-space methods rather than one of them; it costs one translation per s
 
 The vectorizer is fitted on the split's own target-language text (references and translations, no
 labels); rows come out unit length, so cosine and CSLS (attnlab/align/retrieval.py) apply unchanged to
-the sparse rows. P@k is scored by `sentences.score_unit` exactly as for the pooled vectors.
+the sparse rows. P@k is scored by `sentences.scores_of` exactly as for the pooled vectors.
 
 With `rerank = k`, the model then reads each query's k best candidates by CSLS once more, as a pair,
 scoring log P(target | source) by teacher forcing (per target token, so that long candidates are not
@@ -30,9 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attnlab.align import retrieval
-from attnlab.align.sentences import score_unit
-from attnlab.align.space import gold_sets, precision_at_k
+from attnlab.align.sentences import ranked_both_ways, scores_of
+from attnlab.align.space import gold_sets
 from attnlab.errors import AttnlabError
 
 log = logging.getLogger(__name__)
@@ -69,34 +68,24 @@ def translation_scores(translator, pairs: Sequence[tuple[str, str]], *, beam: in
     tfidf = vectorizer(tgt_lang).fit([*targets, *translations])
     x_src, x_tgt = tfidf.transform(translations), tfidf.transform(targets)  # (N_src, F), (N_tgt, F) unit rows
     xz, xe = (x_src, x_tgt) if src_lang == "zh" else (x_tgt, x_src)
-    out = score_unit(xz, xe, zh_sents, en_sents, pairs, ks=ks)
+    ranked = ranked_both_ways(xz, xe, zh_sents, en_sents, max(*ks, rerank))
     if rerank:
-        reranked = rerank_by_model(translator, xz, xe, zh_sents, en_sents, rerank, max(ks))
-        for name, gold in (("zh-en", forward), ("en-zh", backward)):
-            out[name]["csls+model"] = precision_at_k(gold, reranked[name], ks)[1]
-        out["rerank"] = rerank
-    return {**out, "compared_in": tgt_lang}
+        for name in ranked:
+            ranked[name]["csls+model"] = rerank_by_model(translator, ranked[name]["csls"], name, rerank)
+    return {**scores_of(ranked, pairs, ks), **({"rerank": rerank} if rerank else {}), "compared_in": tgt_lang}
 
 
-def rerank_by_model(translator, xz, xe, zh_sents: Sequence[str], en_sents: Sequence[str], depth: int,
-                    topn: int) -> dict[str, dict[str, list[str]]]:
-    """Per direction, per query, its `topn` CSLS candidates with the first `depth` re-ordered by the model's
-    log-probability per token of the pair (source side = the model's source language)."""
-    r_z, r_e = retrieval.csls_penalties(xz, xe)  # (Nz,), (Ne,)
+def rerank_by_model(translator, ranked: dict[str, list[str]], name: str, depth: int) -> dict[str, list[str]]:
+    """Each query's candidates (direction `name`, "zh-en" or "en-zh") with the first `depth` re-ordered by the
+    model's log-probability per token of the pair, read in the model's own direction."""
     to_en = translator.cfg.src_lang == "zh"
+    queries = list(ranked)
+    zh_en = [(q, c) if name == "zh-en" else (c, q) for q in queries for c in ranked[q][:depth]]
+    scored = translator.score(zh_en if to_en else [(en, zh) for zh, en in zh_en])
+    per_token = iter([s.log_prob / len(s.tokens) if s is not None else -np.inf for s in scored])
     out = {}
-    for name, q, t, q_r, t_r, q_sents, t_sents in (("zh-en", xz, xe, r_z, r_e, zh_sents, en_sents),
-                                                     ("en-zh", xe, xz, r_e, r_z, en_sents, zh_sents)):
-        idx, _ = retrieval.search(q, t, max(topn, depth), query_penalty=q_r, target_penalty=t_r)  # (n, k)
-        ranked = [[t_sents[j] for j in row] for row in idx]
-        # (zh, en) for each query and each of its first `depth` candidates, in the model's direction
-        zh_en = [(qs, c) if name == "zh-en" else (c, qs) for qs, row in zip(q_sents, ranked) for c in row[:depth]]
-        model_pairs = zh_en if to_en else [(en, zh) for zh, en in zh_en]
-        scored = translator.score(model_pairs)
-        per_token = np.array([s.log_prob / len(s.tokens) if s is not None else -np.inf for s in scored])
-        per_token = per_token.reshape(len(q_sents), -1)  # (n, depth)
-        out[name] = {}
-        for qs, row, scores in zip(q_sents, ranked, per_token):
-            head = [row[i] for i in np.argsort(-scores, kind="stable")]
-            out[name][qs] = head + row[len(head):topn]
+    for q in queries:
+        head = ranked[q][:depth]
+        scores = np.array([next(per_token) for _ in head])  # (depth,)
+        out[q] = [head[i] for i in np.argsort(-scores, kind="stable")] + ranked[q][depth:]
     return out

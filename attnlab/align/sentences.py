@@ -90,19 +90,34 @@ def retrieval_scores(zh: np.ndarray, en: np.ndarray, zh_sents: Sequence[str], en
 def score_unit(xz, xe, zh_sents: Sequence[str], en_sents: Sequence[str], pairs: Sequence[tuple[str, str]], *,
                ks: tuple[int, ...] = (1, 5, 10), csls_k: int = retrieval.CSLS_K) -> dict:
     """`retrieval_scores` on rows already of unit length: xz (Nz, D), xe (Ne, D), dense or scipy-sparse."""
+    return scores_of(ranked_both_ways(xz, xe, zh_sents, en_sents, max(ks), csls_k), pairs, ks)
+
+
+def ranked_both_ways(xz, xe, zh_sents: Sequence[str], en_sents: Sequence[str], topn: int,
+                     csls_k: int = retrieval.CSLS_K) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """Each sentence's `topn` nearest sentences of the other language, best first, by each method:
+    {"zh-en": {"cosine": {zh: [en, ...]}, "csls": {...}}, "en-zh": {...}}. Rows of unit length."""
     r_z, r_e = retrieval.csls_penalties(xz, xe, csls_k)  # (Nz,), (Ne,)
-    forward, backward = gold_sets(list(pairs))
     out = {}
-    for name, q, t, q_r, t_r, q_sents, t_sents, gold in (
-            ("zh-en", xz, xe, r_z, r_e, zh_sents, en_sents, forward),
-            ("en-zh", xe, xz, r_e, r_z, en_sents, zh_sents, backward)):
-        result = {"queries": len(q_sents), "candidates": len(t_sents)}
+    for name, q, t, q_r, t_r, q_sents, t_sents in (("zh-en", xz, xe, r_z, r_e, zh_sents, en_sents),
+                                                     ("en-zh", xe, xz, r_e, r_z, en_sents, zh_sents)):
+        out[name] = {}
         for method in METHODS:
             penalties = {"query_penalty": q_r, "target_penalty": t_r} if method == "csls" else {}
-            idx, _ = retrieval.search(q, t, max(ks), **penalties)  # (n, max k)
-            ranked = {s: [t_sents[j] for j in row] for s, row in zip(q_sents, idx)}
-            result[method] = precision_at_k({s: gold[s] for s in q_sents}, ranked, ks)[1]
-        out[name] = result
+            idx, _ = retrieval.search(q, t, topn, **penalties)  # (n, topn)
+            out[name][method] = {s: [t_sents[j] for j in row] for s, row in zip(q_sents, idx)}
+    return out
+
+
+def scores_of(ranked: dict[str, dict[str, dict[str, list[str]]]], pairs: Sequence[tuple[str, str]],
+              ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+    """P@k of `ranked_both_ways`'s lists against the translations in `pairs`, with the query and candidate counts."""
+    forward, backward = gold_sets(list(pairs))
+    out = {}
+    for name, gold, candidates in (("zh-en", forward, backward), ("en-zh", backward, forward)):
+        out[name] = {"queries": len(gold), "candidates": len(candidates)}
+        for method, lists in ranked[name].items():
+            out[name][method] = precision_at_k(gold, lists, ks)[1]
     return out
 
 

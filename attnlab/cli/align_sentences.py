@@ -95,8 +95,6 @@ def _via_translation(args: argparse.Namespace) -> int:
 
     if args.map is not None:
         raise AttnlabError("draws pooled encoder vectors: not with --via translation", field="map")
-    if args.rerank < 0:
-        raise AttnlabError(f"must be >= 0, got {args.rerank}", field="rerank")
     if args.beam is not None and args.beam < 1:
         raise AttnlabError(f"must be at least 1, got {args.beam}", field="beam")
     translator = load_engine("attnlab", args.model, direction=args.direction)
