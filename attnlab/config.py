@@ -63,6 +63,10 @@ class DataConfig:
     dev: str = "data/tatoeba-zh-en/dev.tsv"  # development pairs for dev loss / BLEU
     test: str = "data/tatoeba-zh-en/test.tsv"  # held-out pairs for `attnlab evaluate`
     max_tokens_per_sentence: int = 128  # training pairs longer than this (in subwords) are skipped
+    dictionary: str = ""  # a `zh TAB en` word list (e.g. data/cedict/train.tsv) whose pairs join the training
+    # pairs, oriented by direction; the tokenizer is still trained on the sentences alone ("" = none)
+    dictionary_scope: str = "corpus"  # "corpus": only headwords that occur in the training sentences'
+    # Chinese; "all": every pair of the list
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ class Config:
                                field="train.cooldown_fraction")
         if not 0.0 <= t.warmup_fraction < 1.0:
             raise AttnlabError(f"must be in [0, 1), got {t.warmup_fraction}", field="train.warmup_fraction")
+        if self.data.dictionary_scope not in ("corpus", "all"):
+            raise AttnlabError(f"must be corpus or all, got {self.data.dictionary_scope!r}", field="data.dictionary_scope")
         if t.max_bad_steps < 1:
             raise AttnlabError(f"must be at least 1, got {t.max_bad_steps}", field="train.max_bad_steps")
         if self.version != CONFIG_VERSION:

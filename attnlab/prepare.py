@@ -7,6 +7,8 @@ only trains what it is given.
 The loaded config is never changed in place: the vocabulary size goes into a copy
 (`dataclasses.replace`). Subword regularisation (Kudo 2018; `train.subword_alpha`) re-samples the
 training pairs' segmentation each epoch, seeded by (seed, epoch), so a resumed run sees the same batches.
+A word list (`data.dictionary`, CC-CEDICT's training headwords) can join the training pairs as extra
+short pairs; the tokenizer is trained on the sentences alone either way.
 
 A model of both directions (`bidirectional = true`) trains on every pair twice, as (source, target) and
 reversed, each started by the tag of its target language, in one set of batches; its dev pairs are scored
@@ -27,7 +29,7 @@ import torch
 from attnlab import checkpoint
 from attnlab.config import Config
 from attnlab.data.batching import make_batches
-from attnlab.data.parallel import ParallelData, load_pairs
+from attnlab.data.parallel import ParallelData, load_dictionary, load_pairs
 from attnlab.distributed import Distributed
 from attnlab.errors import AttnlabError
 from attnlab.model import Seq2SeqTransformer
@@ -126,6 +128,8 @@ def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = Fa
         raise AttnlabError(f"{tok_dir} has no language tags: it belongs to a model of one direction")
     start, reverse_start = ((tokenizer.start_id(cfg.tgt_lang), tokenizer.start_id(cfg.src_lang))
                             if cfg.bidirectional else (None, None))
+    if cfg.data.dictionary:
+        train_data = with_dictionary(train_data, cfg)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size))
     if dist.main:
         checkpoint.save_config(run_dir, cfg)
@@ -138,6 +142,17 @@ def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = Fa
     if t.init_embeddings and resume_from is None:
         init_embeddings(model, tokenizer, t.init_embeddings, t.seed, log_report=dist.main)
     return PreparedRun(cfg, tokenizer, batches, dev_data, dev, model, resume_from)
+
+
+def with_dictionary(train_data: ParallelData, cfg: Config) -> ParallelData:
+    """The training pairs followed by the word pairs of `data.dictionary` (`data.dictionary_scope`:
+    headwords found in the training sentences, or all)."""
+    zh = train_data.sources if cfg.src_lang == "zh" else train_data.targets
+    words = load_dictionary(cfg.data.dictionary, cfg.direction,
+                            zh if cfg.data.dictionary_scope == "corpus" else None)
+    log.info("%s: %d word pairs join the %d training pairs", cfg.data.dictionary, len(words), len(train_data))
+    return dataclasses.replace(train_data, pairs=train_data.pairs + words,
+                               origin=f"{train_data.origin} + {cfg.data.dictionary}")
 
 
 def init_embeddings(model: Seq2SeqTransformer, tokenizer: Tokenizer, spec: str, seed: int,

@@ -309,6 +309,38 @@ def test_load_pairs_errors(tmp_path: Path) -> None:
         parallel.load_pairs(tsv, "zh-en")
 
 
+def _dictionary(folder: Path, train: str, test: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if test is not None:
+        (folder / "test.tsv").write_text(test, encoding="utf-8")
+    path = folder / "train.tsv"
+    path.write_text(train, encoding="utf-8")
+    return path
+
+
+def test_load_dictionary_orients_and_keeps_headwords_of_the_corpus(tmp_path: Path) -> None:
+    path = _dictionary(tmp_path / "cedict", "書\tbook\n朋友\tfriend\n麒麟\tqilin\n写\twrite\n",
+                       test="猫\tcat\n")
+    assert parallel.load_dictionary(path, "zh-en") == [("书", "book"), ("朋友", "friend"), ("麒麟", "qilin"),
+                                                       ("写", "write")]  # normalised: Traditional → Simplified
+    assert parallel.load_dictionary(path, "en-zh")[0] == ("book", "书")
+    corpus = ["这本书是我朋友写的。"]
+    assert parallel.load_dictionary(path, "zh-en", corpus) == [("书", "book"), ("朋友", "friend"), ("写", "write")]
+    long_word = "一二三四五六七八"  # longer than the substring table: found by searching the text
+    path.write_text(f"{long_word}\tlong\n八九\tnope\n", encoding="utf-8")
+    assert parallel.load_dictionary(path, "zh-en", [f"甲{long_word}乙"]) == [(long_word, "long")]
+    with pytest.raises(AttnlabError, match="holds no word pairs whose headword occurs"):
+        parallel.load_dictionary(path, "zh-en", ["无关"])
+
+
+def test_load_dictionary_refuses_test_headwords(tmp_path: Path) -> None:
+    path = _dictionary(tmp_path / "cedict", "书\tbook\n猫\tcat\n", test="猫\tfeline\n")
+    with pytest.raises(AttnlabError, match=r"^data.dictionary = .*train.tsv shares 1 headwords with .*test.tsv \(e.g. 猫\)"):
+        parallel.load_dictionary(path, "zh-en")
+    with pytest.raises(AttnlabError, match="is a test split: its headwords never enter training"):
+        parallel.load_dictionary(tmp_path / "cedict" / "test.tsv", "zh-en")
+
+
 def test_group_references() -> None:
     pairs = [("甲", "A1"), ("乙", "B1"), ("甲", "A2"), ("丙", "C1"), ("乙", "B2")]
     assert parallel.group_references(pairs) == [

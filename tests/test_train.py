@@ -357,3 +357,25 @@ def test_fused_optimizer_steps_like_the_per_parameter_loop(weight_decay):
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's; elsewhere the call says False")
 def test_keep_freed_memory_is_set_on_glibc():
     assert keep_freed_memory() is True
+
+
+def test_dictionary_pairs_join_the_training_pairs_but_not_the_tokenizer(tiny_corpus, tmp_path):
+    """`data.dictionary`: word pairs whose headword occurs in the training sentences follow them (oriented
+    by direction); the tokenizer is the one trained on the sentences alone."""
+    from attnlab.distributed import setup
+    from attnlab.prepare import prepare_run
+
+    words = tmp_path / "words" / "train.tsv"
+    words.parent.mkdir()
+    words.write_text("三\tthree\n龙\tdragon\n七\tseven\n", encoding="utf-8")  # 龙 is not in the digits corpus
+    base = prepare_run(load_config(tiny_corpus["config"]), tmp_path / "base", setup("cpu"))
+    run = prepare_run(load_config(tiny_corpus["config"], [f"data.dictionary={words}"]), tmp_path / "dict", setup("cpu"))
+    assert run.train.data.pairs == base.train.data.pairs + [("三", "three"), ("七", "seven")]
+    assert len(run.train.current.batches) >= len(base.train.current.batches)
+    assert run.tokenizer.src.serialized_model_proto() == base.tokenizer.src.serialized_model_proto()
+    everything = load_config(tiny_corpus["config"], [f"data.dictionary={words}", "data.dictionary_scope=all",
+                                                      "direction=en-zh"])
+    run = prepare_run(everything, tmp_path / "all", setup("cpu"))
+    assert run.train.data.pairs[-3:] == [("three", "三"), ("dragon", "龙"), ("seven", "七")]
+    with pytest.raises(AttnlabError, match="data.dictionary_scope must be corpus or all, got 'some'"):
+        load_config(tiny_corpus["config"], ["data.dictionary_scope=some"])

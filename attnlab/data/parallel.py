@@ -137,6 +137,43 @@ def load_pairs(spec: PairSpec, direction: str, *, normalise: bool = True) -> Par
     return ParallelData(pairs=pairs, direction=direction, origin=origin)
 
 
+def load_dictionary(path: str | Path, direction: str, corpus_zh: Sequence[str] | None = None) -> list[Pair]:
+    """Word pairs from a `zh TAB en` list (a dictionary such as data/cedict/train.tsv), normalised and
+    oriented for `direction`. With `corpus_zh`, only headwords that occur in one of those Chinese sentences
+    are kept. A list beside a `test.tsv` (the cedict split) must share no headword with it: the
+    word-translation figures are scored on those."""
+    path = Path(path)
+    if path.name == "test.tsv":
+        raise AttnlabError(f"= {path} is a test split: its headwords never enter training", field="data.dictionary")
+    words = [(normalizer("zh")(zh), normalizer("en")(en)) for zh, en in read_tsv(path)]
+    words = [(zh, en) for zh, en in words if zh and en]
+    held_out = path.with_name("test.tsv")
+    if held_out.is_file():
+        overlap = {zh for zh, _ in words} & {zh for zh, _ in read_tsv(held_out)}
+        if overlap:
+            raise AttnlabError(f"= {path} shares {len(overlap)} headwords with {held_out} (e.g. {min(overlap)}): "
+                               "test headwords never enter training", field="data.dictionary")
+    if corpus_zh is not None:
+        occurs = _Substrings(corpus_zh)
+        words = [(zh, en) for zh, en in words if zh in occurs]
+    if not words:
+        raise AttnlabError(f"= {path} holds no word pairs" + (" whose headword occurs in the training sentences"
+                                                             if corpus_zh is not None else ""), field="data.dictionary")
+    return words if split_direction(direction)[0] == "zh" else [(en, zh) for zh, en in words]
+
+
+class _Substrings:
+    """Which strings occur in a list of sentences: a set of every substring up to 6 characters, a search
+    of the joined text for longer ones (few headwords are longer)."""
+
+    def __init__(self, sentences: Sequence[str], short: int = 6) -> None:
+        self.short, self.text = short, "\n".join(sentences)
+        self.seen = {s[i:i + n] for s in sentences for n in range(1, short + 1) for i in range(len(s) - n + 1)}
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.seen if len(word) <= self.short else word in self.text
+
+
 def group_references(pairs: Sequence[Pair]) -> list[tuple[str, list[str]]]:
     """Group pairs by source: sources in first-appearance order, their targets in file order.
 
