@@ -135,16 +135,21 @@ class StubTranslator:
         src, tgt = direction.split("-")
         self.cfg = SimpleNamespace(src_lang=src, tgt_lang=tgt, direction=direction, decode=SimpleNamespace(beam=4))
         self.table, self.asked = table, []
+        self.true: set[tuple[str, str]] = set()  # the pairs `score` knows as translations
+        self.generic: set[str] = set()  # targets it finds likely from any source
 
     def translate(self, lines, beam=None):
         self.asked.append(list(lines))
         return [self.table[line] for line in lines]
 
     def score(self, pairs):
-        """A model that knows the true pairs: log-probability -1 per token for them, -5 for any other."""
+        """A model that knows the true pairs: log-probability -1 per token for them, -5 for any other, and
+        -0.5 for a generic target whatever the source."""
         from attnlab.translate.base import Scored
 
-        return [Scored(len(t.split()) * (-1.0 if (s, t) in self.true else -5.0), t.split(), []) for s, t in pairs]
+        self.scored = getattr(self, "scored", []) + [list(pairs)]
+        per_token = lambda s, t: -0.5 if t in self.generic else -1.0 if (s, t) in self.true else -5.0
+        return [Scored(len(t.split()) * per_token(s, t), t.split(), []) for s, t in pairs]
 
 
 def test_translation_retrieval_compares_in_the_target_language() -> None:
@@ -192,8 +197,16 @@ def test_reranking_by_the_model_puts_the_pair_it_scores_highest_first() -> None:
     assert out["zh-en"]["csls"]["p@1"] < 100.0  # 你好。's translation matches "He is running." best
     assert out["zh-en"]["csls+model"] == {"p@1": 100.0, "p@4": 100.0} and out["rerank"] == 4
     assert out["en-zh"]["csls+model"] == {"p@1": 100.0, "p@4": 100.0}
-    zh_en.true = set()  # a model that prefers nothing keeps the CSLS order (a stable sort)
+    assert out["zh-en"]["csls+posterior"] == out["en-zh"]["csls+posterior"] == {"p@1": 100.0, "p@4": 100.0}
+    assert len(zh_en.scored[-1]) == len(set(zh_en.scored[-1])) == 16  # each (zh, en) pair scored once, both ways
+    # a target the model finds likely from any source wins per token, not by the posterior over its sources
+    zh_en.generic = {"It is cold today."}
+    out = translation_scores(zh_en, pairs, rerank=4, ks=(1,))
+    assert out["zh-en"]["csls+model"] == {"p@1": 25.0}  # every query but 今天很冷。 picks the generic sentence
+    assert out["zh-en"]["csls+posterior"] == {"p@1": 100.0}
+    assert out["en-zh"]["csls+model"] == out["en-zh"]["csls+posterior"]  # a fixed target: the same order
+    zh_en.true, zh_en.generic = set(), set()  # a model that prefers nothing keeps the CSLS order (a stable sort)
     out = translation_scores(zh_en, pairs, rerank=4, ks=(1, 4))
-    assert out["zh-en"]["csls+model"] == out["zh-en"]["csls"]
+    assert out["zh-en"]["csls+model"] == out["zh-en"]["csls+posterior"] == out["zh-en"]["csls"]
     with pytest.raises(AttnlabError, match="rerank must be >= 0"):
         translation_scores(zh_en, pairs, rerank=-1)

@@ -15,10 +15,11 @@ labels); rows come out unit length, so cosine and CSLS (attnlab/align/retrieval.
 the sparse rows. P@k is scored by `sentences.scores_of` exactly as for the pooled vectors.
 
 With `rerank = k`, the model then reads each query's k best candidates by CSLS once more, as a pair,
-scoring log P(target | source) by teacher forcing (per target token, so that long candidates are not
-penalised for their length), and the k are re-ordered by that score: method "csls+model". The model's
-probability of a translation judges meaning and word choice where shared n-grams cannot ("I don't know
-who she is." / "I had no idea who she was."); P@k for k beyond the reranked depth is CSLS's.
+scoring log P(target | source) by teacher forcing, and the k are re-ordered: by that log-probability per
+target token (method "csls+model"), or by the posterior P(source | target) among the sources competing
+for that target (method "csls+posterior", `rerank_by_model`). The model's probability of a translation
+judges meaning and word choice where shared n-grams cannot ("I don't know who she is." / "I had no idea
+who she was."); P@k for k beyond the reranked depth is CSLS's.
 
 Shapes: Nz distinct Chinese sentences, Ne distinct English sentences, F n-gram features (sparse).
 """
@@ -70,22 +71,51 @@ def translation_scores(translator, pairs: Sequence[tuple[str, str]], *, beam: in
     xz, xe = (x_src, x_tgt) if src_lang == "zh" else (x_tgt, x_src)
     ranked = ranked_both_ways(xz, xe, zh_sents, en_sents, max(*ks, rerank))
     if rerank:
-        for name in ranked:
-            ranked[name]["csls+model"] = rerank_by_model(translator, ranked[name]["csls"], name, rerank)
+        for name, methods in rerank_by_model(translator, ranked, rerank).items():
+            ranked[name].update(methods)
     return {**scores_of(ranked, pairs, ks), **({"rerank": rerank} if rerank else {}), "compared_in": tgt_lang}
 
 
-def rerank_by_model(translator, ranked: dict[str, list[str]], name: str, depth: int) -> dict[str, list[str]]:
-    """Each query's candidates (direction `name`, "zh-en" or "en-zh") with the first `depth` re-ordered by the
-    model's log-probability per token of the pair, read in the model's own direction."""
-    to_en = translator.cfg.src_lang == "zh"
-    queries = list(ranked)
-    zh_en = [(q, c) if name == "zh-en" else (c, q) for q in queries for c in ranked[q][:depth]]
-    scored = translator.score(zh_en if to_en else [(en, zh) for zh, en in zh_en])
-    per_token = iter([s.log_prob / len(s.tokens) if s is not None else -np.inf for s in scored])
-    out = {}
-    for q in queries:
-        head = ranked[q][:depth]
-        scores = np.array([next(per_token) for _ in head])  # (depth,)
-        out[q] = [head[i] for i in np.argsort(-scores, kind="stable")] + ranked[q][depth:]
+def rerank_by_model(translator, ranked: dict, depth: int) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """Both directions' CSLS lists with each query's first `depth` candidates re-ordered by the model, two ways:
+    {"zh-en": {"csls+model": {query: [...]}, "csls+posterior": {...}}, "en-zh": {...}}.
+
+    Every pair either list puts in its first `depth` is scored once, as log P(target | source) in the model's
+    own direction. "csls+model" orders by that log-probability per target token. "csls+posterior" orders by
+    log P(source | target) among the sources competing for that target: the pair's probability over the sum
+    of the target's own `depth` best candidates' (and the pair's), log P(t|s) - logsumexp_s' log P(t|s'), a
+    probability in [0, 1] whatever the target's length or how likely it is from any source. Where the query is
+    the target (the model's target language), the denominator is the same for all its candidates and both
+    orders agree; where the query is the source, the per-token score compares probabilities of different
+    sentences, and the posterior removes what the sentences themselves weigh."""
+    src_lang, tgt_lang = translator.cfg.src_lang, translator.cfg.tgt_lang
+    forward, backward = f"{src_lang}-{tgt_lang}", f"{tgt_lang}-{src_lang}"  # queries: model's sources / targets
+    heads = {name: {q: c[:depth] for q, c in ranked[name]["csls"].items()} for name in (forward, backward)}
+    as_model = {forward: lambda q, c: (q, c), backward: lambda q, c: (c, q)}  # -> (source, target)
+    wanted = list(dict.fromkeys(as_model[name](q, c) for name in heads for q, cs in heads[name].items() for c in cs))
+    scored = translator.score(wanted)
+    logp = {pair: (s.log_prob, len(s.tokens)) if s is not None else (-np.inf, 1) for pair, s in zip(wanted, scored)}
+    rivals = heads[backward]  # target -> the sources competing for it
+
+    def per_token(src: str, tgt: str) -> float:
+        lp, n = logp[(src, tgt)]
+        return lp / max(n, 1)
+
+    def posterior(src: str, tgt: str) -> float:
+        competing = np.array([logp[(s, tgt)][0] for s in dict.fromkeys([src, *rivals[tgt]])])
+        top = competing.max()
+        if not np.isfinite(top):
+            return -np.inf
+        return logp[(src, tgt)][0] - (top + np.log(np.exp(competing - top).sum()))
+
+    out: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for name in heads:
+        out[name] = {}
+        for method, fn in (("csls+model", per_token), ("csls+posterior", posterior)):
+            lists = {}
+            for q, full in ranked[name]["csls"].items():
+                head = heads[name][q]
+                scores = np.array([fn(*as_model[name](q, c)) for c in head])  # (depth,)
+                lists[q] = [head[i] for i in np.argsort(-scores, kind="stable")] + full[depth:]
+            out[name][method] = lists
     return out

@@ -38,7 +38,8 @@ def register_sentences(asub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=None, help="with --via translation: beam size (default: the run's)")
     p.add_argument("--rerank", type=int, default=0, metavar="K",
                    help="with --via translation: re-order each query's K best candidates by the model's "
-                        "log-probability of the pair per token (method csls+model; default: 0, off)")
+                        "log-probability of the pair per token (method csls+model) and by the probability of "
+                        "the source among those competing for the target (csls+posterior); default: 0, off")
     p.add_argument("--direction", choices=("zh-en", "en-zh"), default=None,
                    help="with --via translation, a model of both directions: the one to translate (default: its own)")
     p.add_argument("--pool", choices=POOLS, default="mean", help="pool the states by their mean or elementwise max "
