@@ -57,6 +57,8 @@ def settings(cfg: Config) -> str:
         parts.append(f"average last {t.average_last}")
     if cfg.bidirectional:
         parts.append("one model for both directions")
+    if cfg.data.dictionary:
+        parts.append(f"dictionary pairs {cfg.data.dictionary} ({cfg.data.dictionary_scope})")
     return ", ".join(parts)
 
 
