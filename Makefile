@@ -80,9 +80,11 @@ experiments: setup  ## the studies that read a trained model (seconds): context,
 		$(BIN)/attnlab experiment $$study --model $(EXPERIMENT_MODEL) --out docs/experiments/$$study || exit 1; done
 	$(BIN)/attnlab experiment scaling --model $(EXPERIMENT_MODEL) --out docs/experiments/scaling-demo-model
 
-experiments-train: setup data  ## the training studies on the demo config, EXPERIMENT_STEPS steps per variant on one core: positions (6 variants), scaling (3); about 2.5 hours
+experiments-train: setup data  ## the training studies on the demo config, EXPERIMENT_STEPS steps per variant on one core: positions (6 variants), scaling (3, its sqrt run the positions add run); about 2 hours
 	taskset -c 0 $(BIN)/attnlab experiment positions --config configs/zh-en-demo.toml --steps $(EXPERIMENT_STEPS) \
 		--set train.threads=1 --out docs/experiments/positions
+	mkdir -p runs/experiment-scaling
+	[ -e runs/experiment-scaling/sqrt ] || cp -r runs/experiment-positions/add runs/experiment-scaling/sqrt
 	taskset -c 0 $(BIN)/attnlab experiment scaling --config configs/zh-en-demo.toml --steps $(EXPERIMENT_STEPS) \
 		--set train.threads=1 --out docs/experiments/scaling
 
