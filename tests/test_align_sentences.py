@@ -137,6 +137,7 @@ class StubTranslator:
         self.table, self.asked = table, []
         self.true: set[tuple[str, str]] = set()  # the pairs `score` knows as translations
         self.generic: set[str] = set()  # targets it finds likely from any source
+        self.scored: list[list[tuple[str, str]]] = []  # the pairs of each `score` call
 
     def translate(self, lines, beam=None):
         self.asked.append(list(lines))
@@ -147,7 +148,7 @@ class StubTranslator:
         -0.5 for a generic target whatever the source."""
         from attnlab.translate.base import Scored
 
-        self.scored = getattr(self, "scored", []) + [list(pairs)]
+        self.scored.append(list(pairs))
         per_token = lambda s, t: -0.5 if t in self.generic else -1.0 if (s, t) in self.true else -5.0
         return [Scored(len(t.split()) * per_token(s, t), t.split(), []) for s, t in pairs]
 
