@@ -145,8 +145,7 @@ def load_dictionary(path: str | Path, direction: str, corpus_zh: Sequence[str] |
     path = Path(path)
     if path.name == "test.tsv":
         raise AttnlabError(f"= {path} is a test split: its headwords never enter training", field="data.dictionary")
-    words = [(normalizer("zh")(zh), normalizer("en")(en)) for zh, en in read_tsv(path)]
-    words = [(zh, en) for zh, en in words if zh and en]
+    words = load_pairs(path, "zh-en").pairs  # a 2-column list is taken as (zh, en), normalised, empty sides dropped
     held_out = path.with_name("test.tsv")
     if held_out.is_file():
         overlap = {zh for zh, _ in words} & {zh for zh, _ in read_tsv(held_out)}
