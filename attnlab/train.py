@@ -25,7 +25,7 @@ import logging
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +92,12 @@ def learning_rate(cfg: Config, step: int, seconds: float, epoch_steps: int) -> f
     """The learning rate of optimizer step `step`, taken after `seconds` of training; `epoch_steps` is
     train.max_epochs in steps (the budget schedules' third limit)."""
     t = cfg.train
-    if t.schedule == "inverse_sqrt":
-        lr = inverse_sqrt_lr(step, cfg.model.d_model, t.warmup_steps, t.lr_scale)
-        if not t.cooldown_fraction:
-            return lr
-        progress = run_progress(step - 1, seconds, t.max_steps, t.max_minutes, epoch_steps)
-        return lr * cooldown_factor(progress, t.cooldown_fraction)
+    lr = inverse_sqrt_lr(step, cfg.model.d_model, t.warmup_steps, t.lr_scale)
+    if t.schedule == "inverse_sqrt" and not t.cooldown_fraction:
+        return lr  # the paper's: no limit of the run needed
     progress = run_progress(step - 1, seconds, t.max_steps, t.max_minutes, epoch_steps)
+    if t.schedule == "inverse_sqrt":
+        return lr * cooldown_factor(progress, t.cooldown_fraction)
     return budget_lr(progress, t.lr_peak, t.warmup_fraction, t.schedule, t.lr_final_ratio)
 
 
@@ -161,9 +160,6 @@ class TrainState:
     train_seconds: float = 0.0  # training time up to the last evaluation (or the end)
     bad_steps: int = 0  # non-finite steps in a row
     skipped_steps: int = 0  # non-finite steps in all
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainState:
@@ -319,7 +315,7 @@ class Trainer:
         record = {"step": self.state.step, "epoch": self.state.epoch, **scores.record()}
         record["best"] = self._keep_if_best(scores, record)
         self.metrics.append(record)
-        checkpoint.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state.to_dict(),
+        checkpoint.save_checkpoint(self.run_dir, self.model, self.optimizer, dataclasses.asdict(self.state),
                                    keep=max(2, self.cfg.train.average_last))
         return record
 

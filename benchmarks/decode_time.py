@@ -32,7 +32,7 @@ torch.set_num_threads(1)
 try:
     from attnlab.translate.pytorch import Translator
 except ImportError:  # before the translate/ package
-    from attnlab.translator import Translator
+    from attnlab.translate.pytorch import Translator
 from attnlab.data.parallel import load_pairs
 
 run, n = sys.argv[1], int(sys.argv[2])

@@ -49,7 +49,7 @@ def serve_forever(model: str, max_batch: int, window_ms: float, threads: int, co
 
     from attnlab.cli.serve import listen
     from attnlab.serve.app import create_app
-    from attnlab.translator import Translator
+    from attnlab.translate.pytorch import Translator
 
     if threads > 0:
         torch.set_num_threads(threads)

@@ -140,7 +140,7 @@ def test_subprocess_error_has_no_traceback(tmp_path):
 
 
 def test_attention_maps_are_the_models(trained):
-    from attnlab.translator import Translator
+    from attnlab.translate.pytorch import Translator
 
     t = Translator.load(trained)
     maps = t.attention("一二三", beam=1)

@@ -23,7 +23,7 @@ import torch
 from attnlab.cli import main
 from attnlab.decoding import beam_search
 from attnlab.errors import AttnlabError
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 from conftest import number_pairs
 from searches import assert_beam_agrees, assert_greedy_agrees, token_log_probs
 

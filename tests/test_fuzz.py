@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from attnlab.cli import main
 from attnlab.serve.app import create_app
 from attnlab.serve.settings import ServeSettings
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 from test_serve import train_tiny
 
 LINE_BREAKS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]  # str.splitlines' set

@@ -28,7 +28,7 @@ from attnlab import train as train_mod
 from attnlab.cli import main
 from attnlab.config import load_config
 from attnlab.errors import AttnlabError
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 from conftest import write_tiny_corpus
 
 SETS = ["model.dropout=0.1"]  # dropout on: resuming must restore the RNG too, or the weights drift

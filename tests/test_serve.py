@@ -22,7 +22,7 @@ from attnlab.serve.app import create_app
 from attnlab.serve.batcher import Batcher, QueueFullError
 from attnlab.serve.settings import ServeSettings
 from attnlab.train import train
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 from conftest import number_pairs, write_tiny_corpus
 
 pytestmark = pytest.mark.anyio

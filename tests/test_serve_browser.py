@@ -21,7 +21,7 @@ import pytest
 from attnlab.cli.serve import listen
 from attnlab.serve.app import create_app
 from attnlab.serve.settings import ServeSettings
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 from test_serve import train_tiny
 
 CHROMIUM = "/usr/bin/chromium"

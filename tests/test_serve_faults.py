@@ -19,7 +19,7 @@ import pytest
 
 from attnlab.serve.app import create_app
 from attnlab.serve.settings import ServeSettings
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 from test_serve import open_client, train_tiny
 
 LONG = "一二三四五六七八九零" * 30  # 300 characters: about 256 subwords after truncation
@@ -27,7 +27,7 @@ LONG = "一二三四五六七八九零" * 30  # 300 characters: about 256 subwor
 SLOW_SERVE = """
 import os, sys, time
 from attnlab.cli import main
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 
 real, pause = Translator.translate, float(os.environ.get("SLOW_DECODE_S", "0"))
 Translator.translate = lambda self, lines, beam=None: (time.sleep(pause), real(self, lines, beam))[1]

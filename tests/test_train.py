@@ -3,6 +3,7 @@ accumulation equal to one concatenated batch, the run state and metrics log it k
 provably learns (exact translations of the tiny digits corpus after a fixed number of steps)."""
 
 import copy
+import dataclasses
 import json
 import math
 import platform
@@ -266,12 +267,12 @@ STATE_JSON_KEYS = ["step", "epoch", "position", "best_bleu", "best_dev_loss", "t
 
 
 def test_train_state_keeps_state_json_keys_and_reads_older_files():
-    assert list(TrainState().to_dict()) == STATE_JSON_KEYS
+    assert list(dataclasses.asdict(TrainState())) == STATE_JSON_KEYS
     state = TrainState(step=40, epoch=5, position=3, best_bleu=1.5, best_dev_loss=2.25, train_seconds=9.5,
                        bad_steps=1, skipped_steps=2)
-    saved = json.dumps(dict(state.to_dict(), optimizer={"param_groups": []}, sha256={"x": "0"}))
+    saved = json.dumps(dict(dataclasses.asdict(state), optimizer={"param_groups": []}, sha256={"x": "0"}))
     assert TrainState.from_dict(json.loads(saved)) == state
-    assert TrainState.from_dict(json.loads(json.dumps(TrainState().to_dict()))) == TrainState()  # inf survives JSON
+    assert TrainState.from_dict(json.loads(json.dumps(dataclasses.asdict(TrainState())))) == TrainState()  # inf survives JSON
     older = {"step": 20, "epoch": 2, "position": 0, "best_bleu": -1.0, "best_dev_loss": 3.0, "train_seconds": 1.0}
     assert TrainState.from_dict(older) == TrainState(step=20, epoch=2, best_dev_loss=3.0, train_seconds=1.0)
 

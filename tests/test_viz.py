@@ -15,7 +15,7 @@ import pytest
 
 from attnlab.cli import build_parser, main
 from attnlab.errors import AttnlabError
-from attnlab.translator import Translator
+from attnlab.translate.pytorch import Translator
 from attnlab.word2vec.vectors import WordVectors
 from attnlab.viz.attention import attention_figure, plot_attention
 from attnlab.viz.embeddings import choose, plot_embeddings, project
@@ -347,7 +347,7 @@ def crafted_maps() -> "AttentionMaps":
     """Attention over tokens that would break a page that pasted them in as HTML."""
     import torch
 
-    from attnlab.translator import AttentionMaps
+    from attnlab.translate.pytorch import AttentionMaps
 
     s, t = len(CRAFTED), 3
     g = torch.Generator().manual_seed(0)

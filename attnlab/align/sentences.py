@@ -162,12 +162,6 @@ def encode_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], *, pool: st
     return SentenceSpace(WordVectors(zh_sents, zh), WordVectors(en_sents, en), list(pairs))
 
 
-def evaluate_sentences(model, tokenizer, pairs: Sequence[tuple[str, str]], *, pool: str = "mean",
-                       center: bool = True, batch_size: int = 64, ks: tuple[int, ...] = (1, 5, 10)) -> dict:
-    """Sentence retrieval P@k on (Chinese, English) pairs, both directions, cosine and CSLS."""
-    return encode_pairs(model, tokenizer, pairs, pool=pool, batch_size=batch_size).scores(center=center, ks=ks)
-
-
 def short_pairs(pairs: Sequence[tuple[str, str]], n: int, max_zh: int = 8, max_en: int = 24) -> list[tuple[str, str]]:
     """The first n pairs, in order, short enough to label a map: at most `max_zh` Chinese and
     `max_en` English characters, each sentence used once."""

@@ -1,10 +1,10 @@
 """The `attnlab` command line: argparse subcommands, each only wiring library pieces together.
 
 One module per command (data, train, translate, score, evaluate, average, serve, export, align, viz, w2v,
-experiment, context), each with `register(subparsers)` and its `cmd_*` functions; `common.py` holds the
-one line of JSON they print. The library never imports this package. Errors a user can cause (bad input,
-missing or corrupt files, unknown config keys) become one line on stderr and exit status 2 (`error_line`);
-an interrupt exits with 130.
+experiment, context), each with `register(subparsers)` and its `cmd_*` functions; `common.py` holds what they
+share (the one line of JSON they print, the --model/--engine/--direction flags). The library never imports
+this package. Errors a user can cause (bad input, missing or corrupt files, unknown config keys) become one
+line on stderr and exit status 2 (`error_line`); an interrupt exits with 130.
 """
 
 from __future__ import annotations

@@ -6,24 +6,19 @@ import argparse
 import dataclasses
 import sys
 import time
-from pathlib import Path
 
-from attnlab.cli.common import print_json
-from attnlab.config import DIRECTIONS
-from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
+from attnlab.cli.common import add_model_flags, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="sacreBLEU and chrF of a model on a split, as JSON")
-    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    add_model_flags(p)
     p.add_argument("--split", default="test", help="'test', 'dev', or a TSV file of pairs (default: test)")
     p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N source sentences (0: all)")
     p.add_argument("--show", type=int, default=0, help="also print N sample translations to stderr")
     p.add_argument("--length-penalty", type=float, default=None,
                    help="GNMT length penalty alpha for beam search (default from the model's config)")
-    p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
-    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     p.set_defaults(func=cmd_evaluate)
 
 

@@ -13,18 +13,15 @@ import math
 import sys
 from pathlib import Path
 
+from attnlab.cli.common import add_model_flags
 from attnlab.cli.translate import read_chunks
 from attnlab.errors import AttnlabError
-from attnlab.config import DIRECTIONS
-from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="print the model's log-probability of each `source TAB target` line")
-    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    add_model_flags(p)
     p.add_argument("--input", type=Path, default=None, help="read this file instead of stdin")
-    p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
-    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     p.add_argument("--per-token", action="store_true",
                    help="print JSON with each target piece's log-probability instead of their sum")
     p.set_defaults(func=cmd_score)

@@ -9,12 +9,10 @@ import argparse
 import logging
 import signal
 import socket
-from pathlib import Path
 
-from attnlab.config import DIRECTIONS
+from attnlab.cli.common import add_model_flags
 from attnlab.errors import AttnlabError
 from attnlab.serve.settings import ServeSettings
-from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -34,9 +32,7 @@ SETTINGS_HELP = {  # the ServeSettings fields that have a flag (--max-batch sets
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `serve` to the subcommands of the `attnlab` parser."""
     p = sub.add_parser("serve", help="serve a model over HTTP: a JSON API and a page that shows the attention")
-    p.add_argument("--model", type=Path, required=True, help="run directory (an export folder with --engine)")
-    p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
-    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
+    add_model_flags(p, "run directory (an export folder with --engine)")
     for name, text in SETTINGS_HELP.items():
         default = getattr(ServeSettings, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=text.format(default))

@@ -14,20 +14,17 @@ import json
 import sys
 from pathlib import Path
 
+from attnlab.cli.common import add_model_flags
 from attnlab.errors import AttnlabError
-from attnlab.config import DIRECTIONS
-from attnlab.translate import DIRECTION_HELP, ENGINE_HELP, ENGINES
 
 CHUNK_LINES = 256  # translate reads and writes stdin in chunks of this many lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("translate", help="translate lines from stdin (or --input) to stdout, one line per line")
-    p.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+    add_model_flags(p)
     p.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default from the model's config)")
     p.add_argument("--input", type=Path, default=None, help="read this file instead of stdin")
-    p.add_argument("--engine", choices=ENGINES, default="attnlab", help=ENGINE_HELP)
-    p.add_argument("--direction", choices=DIRECTIONS, default=None, help=DIRECTION_HELP)
     add_output_flags(p)
     add_decode_flags(p)
     p.set_defaults(func=cmd_translate)

@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
-    from attnlab.translator import Translator
+    from attnlab.translate.pytorch import Translator
     from attnlab.viz.attention import plot_attention
     from attnlab.viz.attention_html import HTML_SUFFIX, write_attention_html
     from attnlab.viz.figure import FORMATS

@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from attnlab.errors import AttnlabError
-from attnlab.translator import AttentionMaps
+from attnlab.translate.pytorch import AttentionMaps
 from attnlab.viz.figure import Saved, cjk, new_figure, save
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from attnlab.errors import AttnlabError
 from attnlab.fileio import atomic_write_text
-from attnlab.translator import AttentionMaps
+from attnlab.translate.pytorch import AttentionMaps
 from attnlab.viz.attention import checked_index, select, source_text
 
 log = logging.getLogger(__name__)

@@ -72,7 +72,7 @@ def _table(rows: dict) -> str:
 def write_report(run_dir: str | Path, sentences: list[str] | None = None, count: int = 3,
                  out: str | Path | None = None) -> Report:
     """Write the report page of a trained run (to run_dir/report.html unless `out` is given)."""
-    from attnlab.translator import Translator
+    from attnlab.translate.pytorch import Translator
 
     run_dir = Path(run_dir)
     translator = Translator.load(run_dir)
