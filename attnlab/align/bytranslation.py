@@ -31,8 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attnlab.align.sentences import ranked_both_ways, scores_of
-from attnlab.align.space import gold_sets
+from attnlab.align.sentences import distinct_sides, ranked_both_ways, scores_of
 from attnlab.errors import AttnlabError
 
 log = logging.getLogger(__name__)
@@ -57,11 +56,7 @@ def translation_scores(translator, pairs: Sequence[tuple[str, str]], *, beam: in
     `translator` translates the model's direction (an attnlab engine); `pairs` are (Chinese, English)."""
     if rerank < 0:
         raise AttnlabError(f"must be >= 0, got {rerank}", field="rerank")
-    forward, backward = gold_sets(list(pairs))
-    zh_sents, en_sents = list(forward), list(backward)
-    if len(zh_sents) < 2 or len(en_sents) < 2:
-        raise AttnlabError(f"sentence retrieval needs at least 2 distinct sentences a side, got "
-                           f"{len(zh_sents)} Chinese and {len(en_sents)} English")
+    zh_sents, en_sents = distinct_sides(pairs)
     src_lang, tgt_lang = translator.cfg.src_lang, translator.cfg.tgt_lang
     sources, targets = (zh_sents, en_sents) if src_lang == "zh" else (en_sents, zh_sents)
     log.info("translating %d %s sentences (beam %s)", len(sources), src_lang, beam or translator.cfg.decode.beam)

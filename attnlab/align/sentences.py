@@ -121,6 +121,17 @@ def scores_of(ranked: dict[str, dict[str, dict[str, list[str]]]], pairs: Sequenc
     return out
 
 
+def distinct_sides(pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The distinct Chinese and the distinct English sentences of (Chinese, English) `pairs`, in order:
+    what a retrieval searches among (at least two a side)."""
+    forward, backward = gold_sets(list(pairs))
+    zh, en = list(forward), list(backward)
+    if len(zh) < 2 or len(en) < 2:
+        raise AttnlabError(f"sentence retrieval needs at least 2 distinct sentences a side, got {len(zh)} Chinese "
+                           f"and {len(en)} English")
+    return zh, en
+
+
 @dataclass
 class SentenceSpace:
     """The distinct sentences of some (Chinese, English) pairs with one vector each; `src`, `tgt` and
@@ -151,11 +162,7 @@ def encode_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], *, pool: st
     if not tokenizer.joint:
         raise AttnlabError("sentence retrieval reads both languages with the encoder, which needs a joint zh+en "
                            "vocabulary (tokenizer.joint = true); this model has one vocabulary per side")
-    forward, backward = gold_sets(list(pairs))
-    zh_sents, en_sents = list(forward), list(backward)
-    if len(zh_sents) < 2 or len(en_sents) < 2:
-        raise AttnlabError(f"sentence retrieval needs at least 2 distinct sentences a side, got "
-                           f"{len(zh_sents)} Chinese and {len(en_sents)} English")
+    zh_sents, en_sents = distinct_sides(pairs)
     log.info("encoding %d Chinese and %d English sentences", len(zh_sents), len(en_sents))
     zh = sentence_vectors(model, tokenizer, zh_sents, pool, batch_size)  # (Nz, D)
     en = sentence_vectors(model, tokenizer, en_sents, pool, batch_size)  # (Ne, D)

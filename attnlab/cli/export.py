@@ -23,20 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = p.add_subparsers(dest="export_format", required=True, metavar="FORMAT")
 
     c = esub.add_parser("ctranslate2", help="a CTranslate2 model folder (use it with translate --engine ctranslate2)")
-    c.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
-    c.add_argument("--out", type=Path, required=True, help="folder to write (must not exist, unless --force)")
+    o = esub.add_parser("onnx", help="encoder.onnx and decoder_step.onnx, for ONNX Runtime")
+    for q in (c, o):  # what both formats read and write
+        q.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
+        q.add_argument("--out", type=Path, required=True, help="folder to write (must not exist, unless --force)")
+        q.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     c.add_argument("--quantization", choices=QUANTIZATIONS, default=None,
                    help="store weights quantized, e.g. int8 (fast on CPUs with AVX-512 VNNI; default: float32)")
-    c.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     c.set_defaults(func=cmd_export_ctranslate2)
-
-    o = esub.add_parser("onnx", help="encoder.onnx and decoder_step.onnx, for ONNX Runtime")
-    o.add_argument("--model", type=Path, required=True, help="run directory of a trained model")
-    o.add_argument("--out", type=Path, required=True, help="folder to write (must not exist, unless --force)")
     o.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
-    o.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     o.set_defaults(func=cmd_export_onnx)
-
 
 def _report(out: Path) -> int:
     return print_json(out=str(out), files=sorted(p.name for p in out.iterdir()))

@@ -55,13 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
     s = wsub.add_parser("similar", help="nearest words by cosine")
-    s.add_argument("--vectors", type=Path, required=True, help="vectors folder (or a word2vec .txt/.bin file)")
     s.add_argument("words", nargs="+", help="one or more query words")
     s.add_argument("-n", type=int, default=10, help="how many neighbours (default 10)")
     s.set_defaults(func=cmd_similar)
 
     a = wsub.add_parser("analogy", help="a is to b as c is to ? (3CosAdd: b - a + c)")
-    a.add_argument("--vectors", type=Path, required=True, help="vectors folder (or a word2vec .txt/.bin file)")
     a.add_argument("a", help="e.g. man")
     a.add_argument("b", help="e.g. king")
     a.add_argument("c", help="e.g. woman")
@@ -69,13 +67,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=cmd_analogy)
 
     e = wsub.add_parser("eval", help="Google analogy accuracy and WordSim-353 / SimLex-999 Spearman, as JSON")
-    e.add_argument("--vectors", type=Path, required=True, help="vectors folder (or a word2vec .txt/.bin file)")
     e.add_argument("--analogy", type=Path, default=None, help="questions-words file (default: the copy in gensim's wheel)")
     e.add_argument("--similarity", type=Path, action="append", default=None,
                    help="word-pair file `w1 TAB w2 TAB score` (repeatable; default: WordSim-353 and SimLex-999)")
     e.add_argument("--restrict", type=int, default=30_000,
                    help="answer analogies among the N most frequent words (default 30000, as gensim's restrict_vocab)")
     e.set_defaults(func=cmd_eval)
+
+    for q in (s, a, e):  # the queries all read a vectors folder
+        q.add_argument("--vectors", type=Path, required=True, help="vectors folder (or a word2vec .txt/.bin file)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
