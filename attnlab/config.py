@@ -67,6 +67,8 @@ class DataConfig:
     # pairs, oriented by direction; the tokenizer is still trained on the sentences alone ("" = none)
     dictionary_scope: str = "corpus"  # "corpus": only headwords that occur in the training sentences'
     # Chinese; "all": every pair of the list
+    extra: str = ""  # more training pairs, e.g. back-translations: a TSV or "SRC_FILE,TGT_FILE", read as `train`
+    # is (a 2-column or aligned pair taken as source, target); the tokenizer is still trained on `train` alone
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,9 @@ class Config:
                                field="train.cooldown_fraction")
         if not 0.0 <= t.warmup_fraction < 1.0:
             raise AttnlabError(f"must be in [0, 1), got {t.warmup_fraction}", field="train.warmup_fraction")
+        if self.data.extra and self.bidirectional:
+            raise AttnlabError("cannot join a model of both directions: its pairs would also be read reversed, "
+                               "training the other direction on their machine-made side", field="data.extra")
         if self.data.dictionary_scope not in ("corpus", "all"):
             raise AttnlabError(f"must be corpus or all, got {self.data.dictionary_scope!r}", field="data.dictionary_scope")
         if t.max_bad_steps < 1:

@@ -8,7 +8,8 @@ The loaded config is never changed in place: the vocabulary size goes into a cop
 (`dataclasses.replace`). Subword regularisation (Kudo 2018; `train.subword_alpha`) re-samples the
 training pairs' segmentation each epoch, seeded by (seed, epoch), so a resumed run sees the same batches.
 A word list (`data.dictionary`, CC-CEDICT's training headwords) can join the training pairs as extra
-short pairs; the tokenizer is trained on the sentences alone either way.
+short pairs, and more sentence pairs (`data.extra`, e.g. back-translations) after them; the tokenizer is
+trained on the `data.train` sentences alone either way.
 
 A model of both directions (`bidirectional = true`) trains on every pair twice, as (source, target) and
 reversed, each started by the tag of its target language, in one set of batches; its dev pairs are scored
@@ -116,6 +117,7 @@ def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = Fa
     t = cfg.train
     train_data = load_pairs(cfg.data.train, cfg.direction)
     dev_data = load_pairs(cfg.data.dev, cfg.direction)
+    extra = load_pairs(cfg.data.extra, cfg.direction) if cfg.data.extra else None  # read before the tokenizer's minute
     tok_dir = run_dir / checkpoint.TOKENIZER_DIR
     resume_from = checkpoint.latest_checkpoint(run_dir) if resume else None
     if resume_from is None and dist.main:
@@ -130,6 +132,10 @@ def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = Fa
                             if cfg.bidirectional else (None, None))
     if cfg.data.dictionary:
         train_data = with_dictionary(train_data, cfg)
+    if extra is not None:
+        log.info("%s: %d pairs join the %d training pairs", extra.origin, len(extra), len(train_data))
+        train_data = dataclasses.replace(train_data, pairs=train_data.pairs + extra.pairs,
+                                         origin=f"{train_data.origin} + {extra.origin}")
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size))
     if dist.main:
         checkpoint.save_config(run_dir, cfg)

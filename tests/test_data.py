@@ -355,3 +355,19 @@ def test_canonical_test_split_references() -> None:
     refs = data.references()
     assert len(refs) < len(data) and max(len(r) for _, r in refs) > 1
     assert refs[0] == ("世界上的教育都让我失望。", ["Education in this world disappoints me."])
+
+
+def test_dialogue_turns_are_recased_kept_once_and_never_a_held_out_sentence() -> None:
+    from attnlab.data.dialogues import dialogue_lines, recase
+
+    assert recase("i'm here. are you? i said i'd go, and i've gone! hi.") == \
+        "I'm here. Are you? I said I'd go, and I've gone! Hi."
+    assert recase("it is mine, isn't it?") == "It is mine, isn't it?"  # no "i" inside words
+    text = ("you're asking me out. that's so cute.\tforget it.\n"
+            "how is our little plan progressing\twhere is it?\n"  # a wrapped fragment: no end mark
+            "forget it.\tok.\n"  # seen before; one word only
+            "what's the time?\tc'est ma tête.\n"  # held out; not ASCII
+            + " ".join(["word"] * 31) + ".\tI  looked   for you.\n")  # too long; spaces collapsed
+    assert dialogue_lines(text, held_out={"what's the time?"}) == [
+        "You're asking me out. That's so cute.", "Forget it.", "Where is it?", "I looked for you."]
+    assert dialogue_lines(text, held_out=set(), max_words=3) == ["Forget it.", "Where is it?", "What's the time?"]

@@ -380,3 +380,21 @@ def test_dictionary_pairs_join_the_training_pairs_but_not_the_tokenizer(tiny_cor
     assert run.train.data.pairs[-3:] == [("three", "三"), ("dragon", "龙"), ("seven", "七")]
     with pytest.raises(AttnlabError, match="data.dictionary_scope must be corpus or all, got 'some'"):
         load_config(tiny_corpus["config"], ["data.dictionary_scope=some"])
+
+
+def test_extra_pairs_join_the_training_pairs_but_not_the_tokenizer(tiny_corpus, tmp_path):
+    """`data.extra` (e.g. back-translations, as two aligned files): its pairs follow the training pairs as
+    (source, target); the tokenizer is the one trained on data.train alone; a model of both directions
+    refuses it."""
+    from attnlab.distributed import setup
+    from attnlab.prepare import prepare_run
+
+    (tmp_path / "zh.txt").write_text("三七\n九\n", encoding="utf-8")
+    (tmp_path / "en.txt").write_text("three seven\nnine\n", encoding="utf-8")
+    extra = f"data.extra={tmp_path / 'zh.txt'},{tmp_path / 'en.txt'}"
+    base = prepare_run(load_config(tiny_corpus["config"]), tmp_path / "base", setup("cpu"))
+    run = prepare_run(load_config(tiny_corpus["config"], [extra]), tmp_path / "extra", setup("cpu"))
+    assert run.train.data.pairs == base.train.data.pairs + [("三七", "three seven"), ("九", "nine")]
+    assert run.tokenizer.src.serialized_model_proto() == base.tokenizer.src.serialized_model_proto()
+    with pytest.raises(AttnlabError, match="data.extra cannot join a model of both directions"):
+        load_config(tiny_corpus["config"], [extra, "bidirectional=true"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from attnlab.cli.common import print_json
 
-DATASETS = ("tatoeba-zh-en", "zh-mono", "cedict")
+DATASETS = ("tatoeba-zh-en", "zh-mono", "cedict", "dialogues")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +30,10 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
         from attnlab.data.cedict import CedictConfig, build_cedict
 
         return print_json(**build_cedict(CedictConfig(out_dir=out, cache_dir=args.cache)))
+    if args.name == "dialogues":
+        from attnlab.data.dialogues import DialoguesConfig, build_dialogues
+
+        return print_json(**build_dialogues(DialoguesConfig(out_dir=out, cache_dir=args.cache)))
     from attnlab.data.tatoeba import fetch_tatoeba
 
     return print_json(dir=str(out), **fetch_tatoeba(out, args.cache))
