@@ -53,6 +53,7 @@ def main() -> None:
     if translator.cfg.direction != "en-zh":
         sys.exit(f"backtranslate.py: {args.model} translates {translator.cfg.direction}; back-translation for "
                  "zh-en training needs an en-zh model")
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # before the translation, not after it
     gflops = round(matmul_peak(0.5) / 1e9, 1)
     out: list[str] = []
     start = time.process_time()
