@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     o.set_defaults(func=cmd_export_onnx)
 
+
 def _report(out: Path) -> int:
     return print_json(out=str(out), files=sorted(p.name for p in out.iterdir()))
 
