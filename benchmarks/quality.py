@@ -59,6 +59,8 @@ def settings(cfg: Config) -> str:
         parts.append("one model for both directions")
     if cfg.data.dictionary:
         parts.append(f"dictionary pairs {cfg.data.dictionary} ({cfg.data.dictionary_scope})")
+    if cfg.data.extra:
+        parts.append(f"extra pairs {cfg.data.extra}")
     return ", ".join(parts)
 
 
