@@ -26,6 +26,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from attnlab.errors import AttnlabError  # noqa: E402
 from attnlab.fileio import atomic_write_text, read_utf8  # noqa: E402
 from attnlab.hardware import matmul_peak  # noqa: E402
 from attnlab.translate import load_engine  # noqa: E402
@@ -76,4 +77,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AttnlabError as e:  # a missing input or model folder: one line, not a traceback
+        sys.exit(f"backtranslate.py: {e}")
