@@ -133,9 +133,7 @@ def prepare_run(cfg: Config, run_dir: Path, dist: Distributed, resume: bool = Fa
     if cfg.data.dictionary:
         train_data = with_dictionary(train_data, cfg)
     if extra is not None:
-        log.info("%s: %d pairs join the %d training pairs", extra.origin, len(extra), len(train_data))
-        train_data = dataclasses.replace(train_data, pairs=train_data.pairs + extra.pairs,
-                                         origin=f"{train_data.origin} + {extra.origin}")
+        train_data = joined(train_data, extra.pairs, extra.origin, "pairs")
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size))
     if dist.main:
         checkpoint.save_config(run_dir, cfg)
@@ -156,9 +154,13 @@ def with_dictionary(train_data: ParallelData, cfg: Config) -> ParallelData:
     zh = train_data.sources if cfg.src_lang == "zh" else train_data.targets
     words = load_dictionary(cfg.data.dictionary, cfg.direction,
                             zh if cfg.data.dictionary_scope == "corpus" else None)
-    log.info("%s: %d word pairs join the %d training pairs", cfg.data.dictionary, len(words), len(train_data))
-    return dataclasses.replace(train_data, pairs=train_data.pairs + words,
-                               origin=f"{train_data.origin} + {cfg.data.dictionary}")
+    return joined(train_data, words, cfg.data.dictionary, "word pairs")
+
+
+def joined(data: ParallelData, pairs: list[tuple[str, str]], origin: str, what: str) -> ParallelData:
+    """`data` followed by `pairs` read from `origin` (logged as `what`)."""
+    log.info("%s: %d %s join the %d training pairs", origin, len(pairs), what, len(data))
+    return dataclasses.replace(data, pairs=data.pairs + pairs, origin=f"{data.origin} + {origin}")
 
 
 def init_embeddings(model: Seq2SeqTransformer, tokenizer: Tokenizer, spec: str, seed: int,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.data import normalize, tatoeba
-from attnlab.data.sources import DIALOGUES, TATOEBA, fetch
+from attnlab.data.sources import DIALOGUES, fetch
 from attnlab.fileio import atomic_write_text, read_utf8
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def dialogue_lines(text: str, held_out: set[str], max_words: int = 30) -> list[s
 def held_out_english(cache_dir: Path | None = None) -> set[str]:
     """The Tatoeba dev and test English sentences, lowercased (the split rebuilt from the cached wheel,
     so the same sentences whether or not data/tatoeba-zh-en exists)."""
-    splits = tatoeba.split_rows(tatoeba.dedupe(tatoeba.read_raw(fetch(TATOEBA, cache_dir))))
+    splits = tatoeba.cached_splits(cache_dir)
     return {row.en.lower() for name in ("dev", "test") for row in splits[name]}
 
 

